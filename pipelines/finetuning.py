@@ -1,0 +1,67 @@
+"""The whole pipeline: prepare_data -> finetune -> evaluate (base, finetuned) -> promote."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zenml import Model, pipeline
+
+from steps.evaluate import evaluate
+from steps.finetune import finetune
+from steps.prepare_data import prepare_data
+from steps.promote import promote
+from utils.config import PipelineConfig
+
+evaluate_base = evaluate.with_options(substitutions={"stage": "base"})
+evaluate_finetuned = evaluate.with_options(substitutions={"stage": "finetuned"})
+
+
+@pipeline
+def llm_lora_finetuning(config: dict[str, Any]) -> None:
+    cfg = PipelineConfig.model_validate(config)
+    m = cfg.model
+    model_args = {
+        "task": cfg.dataset.task,
+        "base_model_id": m.base_model_id,
+        "quantization": m.quantization,
+        "dtype": m.dtype,
+        "trust_remote_code": m.trust_remote_code,
+        "evaluation": cfg.evaluation.model_dump(),
+    }
+    dataset = prepare_data(
+        dataset=cfg.dataset.model_dump(),
+        base_model_id=m.base_model_id,
+        trust_remote_code=m.trust_remote_code,
+    )
+    adapter, training_summary = finetune(config_json=cfg.to_json(), dataset=dataset)
+    base_metrics, _ = evaluate_base(dataset=dataset, id="evaluate_base", **model_args)
+    finetuned_metrics, _ = evaluate_finetuned(
+        dataset=dataset, adapter=adapter, id="evaluate_finetuned", **model_args
+    )
+    promote(
+        base_metrics=base_metrics,
+        finetuned_metrics=finetuned_metrics,
+        training_summary=training_summary,
+        metric=cfg.promotion.metric,
+        min_improvement=cfg.promotion.min_improvement,
+        stage=cfg.promotion.stage,
+        config=config,
+    )
+
+
+def model_for(cfg: PipelineConfig) -> Model:
+    """A new model version per run (version=None), tagged so versions are easy to filter."""
+    return Model(
+        name=cfg.model.name,
+        description=cfg.model.description,
+        license=cfg.model.license,
+        tags=[
+            f"base:{cfg.model.base_model_id}",
+            f"task:{cfg.dataset.task}",
+            f"quantization:{cfg.model.quantization}",
+        ],
+    )
+
+
+def build_pipeline(cfg: PipelineConfig) -> Any:
+    return llm_lora_finetuning.with_options(model=model_for(cfg), enable_cache=cfg.enable_cache)

@@ -1,0 +1,219 @@
+"""One typed, validated configuration object: YAML -> `PipelineConfig` -> step parameters.
+
+Every user-facing mistake (unknown key, wrong type, bad value, missing file) is raised as
+`ConfigError` with the dotted key named, before any step runs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+TASKS = ("data_to_text", "text_to_mr")
+QUANTIZATIONS = ("none", "4bit", "8bit")
+
+
+class ConfigError(ValueError):
+    """A configuration problem a user can fix; the message names the key and the valid values."""
+
+
+class _Section(BaseModel):
+    # Unknown keys are typos far more often than intent: reject them.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+class ModelSection(_Section):
+    name: str = Field("viggo-lora", description="Model name in ZenML's Model Control Plane.")
+    base_model_id: str = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    quantization: Literal["none", "4bit", "8bit"] = "none"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    trust_remote_code: bool = False
+    license: str = "apache-2.0"
+    description: str = "LoRA adapter finetuned on ViGGO."
+
+
+class LoraSection(_Section):
+    r: int = Field(16, gt=0)
+    alpha: int = Field(32, gt=0)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    # None = every linear projection of the transformer blocks, found from the architecture.
+    target_modules: list[str] | None = None
+
+
+class DatasetSection(_Section):
+    name: str = "GEM/viggo"
+    data_dir: str | None = None
+    task: Literal["data_to_text", "text_to_mr"] = "data_to_text"
+    system_prompt: str | None = None
+    max_train_samples: int | None = Field(None, gt=0)
+    max_validation_samples: int | None = Field(None, gt=0)
+    # Safety cap only; batches are padded dynamically to their longest row.
+    max_length: int = Field(512, gt=8)
+
+
+class TrainingSection(_Section):
+    max_steps: int = Field(100, gt=0)
+    learning_rate: float = Field(2e-4, gt=0.0, lt=1.0)
+    batch_size: int = Field(8, gt=0)
+    gradient_accumulation_steps: int = Field(1, gt=0)
+    warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    logging_steps: int = Field(10, gt=0)
+    eval_steps: int | None = Field(None, gt=0)
+    gradient_checkpointing: bool = False
+    group_by_length: bool = True
+    seed: int = 42
+
+
+class EvaluationSection(_Section):
+    split: Literal["test", "validation"] = "test"
+    max_samples: int | None = Field(None, gt=0)
+    batch_size: int = Field(32, gt=0)
+    # None = derived from the reference lengths of the evaluated split.
+    max_new_tokens: int | None = Field(None, gt=0)
+
+
+class PromotionSection(_Section):
+    metric: str = "rougeL"
+    min_improvement: float = Field(0.0, ge=0.0)
+    stage: str = "staging"
+
+
+class PipelineConfig(_Section):
+    model: ModelSection = ModelSection()
+    lora: LoraSection = LoraSection()
+    dataset: DatasetSection = DatasetSection()
+    training: TrainingSection = TrainingSection()
+    evaluation: EvaluationSection = EvaluationSection()
+    promotion: PromotionSection = PromotionSection()
+    enable_cache: bool = True
+
+    @field_validator("promotion")
+    @classmethod
+    def _metric_known(cls, v: PromotionSection) -> PromotionSection:
+        if v.metric not in PROMOTION_METRICS:
+            raise ValueError(
+                f"unknown metric {v.metric!r}; valid: {', '.join(sorted(PROMOTION_METRICS))}"
+            )
+        return v
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, text: str) -> PipelineConfig:
+        return cls.model_validate(json.loads(text))
+
+
+# Metrics where higher is better can be promoted on; `ser` is an error rate (lower is better).
+PROMOTION_METRICS = {
+    "rouge1": "max",
+    "rouge2": "max",
+    "rougeL": "max",
+    "rougeLsum": "max",
+    "bleu": "max",
+    "ser": "min",
+    "exact_match": "max",
+    "slot_f1": "max",
+    "act_accuracy": "max",
+}
+
+
+def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        keys.append(prefix + name)
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            keys.extend(_known_keys(ann, prefix + name + "."))
+    return keys
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    lines = []
+    valid = _known_keys(PipelineConfig)
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            lines.append(f"unknown key {key!r}{hint}")
+        else:
+            got = e.get("input")
+            lines.append(f"{key}: {e['msg']} (got {got!r})")
+    return f"invalid config {source}: " + "; ".join(lines)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`training.max_steps=4` -> (["training", "max_steps"], 4); values are parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected dotted.key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {text!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {text!r}: {part!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config file {path}: {e}") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping, got {type(data).__name__}")
+    return data
+
+
+def validate_config(data: Any, source: str = "") -> PipelineConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid config {source}: expected a mapping")
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_error(e, source)) from None
+
+
+def load_config(
+    path: Path | str | None,
+    overrides: list[str] | None = None,
+    data_dir: str | None = None,
+) -> PipelineConfig:
+    """Read YAML, apply `--set` overrides and `--data-dir`, validate once."""
+    data = read_yaml(Path(path)) if path is not None else {}
+    data = apply_overrides(data, list(overrides or []))
+    if data_dir is not None:
+        data.setdefault("dataset", {})
+        if not isinstance(data["dataset"], dict):
+            raise ConfigError("'dataset' must be a section")
+        data["dataset"]["data_dir"] = str(data_dir)
+    return validate_config(data, str(path) if path else "(defaults)")

@@ -1,0 +1,41 @@
+"""Promotion decision: the candidate must beat its base model and the current stage holder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from utils.config import PROMOTION_METRICS
+
+
+def _better(a: float, b: float, direction: str, margin: float) -> bool:
+    # Strict: a tie never promotes.
+    return a > b + margin if direction == "max" else a < b - margin
+
+
+def decide_promotion(
+    metric: str,
+    candidate: float,
+    base: float,
+    staging: float | None,
+    min_improvement: float = 0.0,
+) -> tuple[bool, str]:
+    direction = PROMOTION_METRICS[metric]
+    word = "higher" if direction == "max" else "lower"
+    if not _better(candidate, base, direction, min_improvement):
+        return False, (
+            f"finetuned {metric}={candidate:.4f} is not {word} than base {base:.4f}"
+            f" by more than {min_improvement}"
+        )
+    if staging is not None and not _better(candidate, staging, direction, min_improvement):
+        return False, (
+            f"finetuned {metric}={candidate:.4f} is not {word} than the current staging "
+            f"version's {staging:.4f} by more than {min_improvement}"
+        )
+    against = f" and staging {staging:.4f}" if staging is not None else " (no staging version yet)"
+    return True, f"finetuned {metric}={candidate:.4f} beats base {base:.4f}{against}"
+
+
+def metric_value(metrics: dict[str, Any], metric: str, who: str) -> float:
+    if metric not in metrics or metrics[metric] is None:
+        raise KeyError(f"{who} metrics have no {metric!r}; found {sorted(metrics)}")
+    return float(metrics[metric])

@@ -1,0 +1,91 @@
+"""Prompt formatting and label masking, shared by training and evaluation.
+
+Training and generation build the prompt with the same `build_prompt`, so the model is
+evaluated on exactly the text it was trained on. Only response tokens (and the EOS that ends
+them) carry labels; prompt and padding are -100.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+IGNORE_INDEX = -100
+
+DATA_TO_TEXT_SYSTEM = (
+    "Turn the meaning representation of a video game dialogue act into one natural, "
+    "fluent sentence that mentions every attribute and nothing else."
+)
+TEXT_TO_MR_SYSTEM = (
+    "Turn the sentence about a video game into a meaning representation: "
+    "act(attribute[value], ...). Acts: inform, confirm, give_opinion, recommend, request, "
+    "request_attribute, request_explanation, suggest, verify_attribute. Attributes: name, "
+    "release_year, exp_release_date, developer, genres, player_perspective, platforms, esrb, "
+    "rating, has_multiplayer, available_on_steam, has_linux_release, has_mac_release, specifier."
+)
+SYSTEM_PROMPTS = {"data_to_text": DATA_TO_TEXT_SYSTEM, "text_to_mr": TEXT_TO_MR_SYSTEM}
+# Used for tokenizers without a chat template (base models).
+PLAIN_TEMPLATE = "{system}\n\n### Input:\n{input}\n\n### Output:\n"
+
+
+def system_prompt_for(task: str, override: str | None = None) -> str:
+    return override if override is not None else SYSTEM_PROMPTS[task]
+
+
+def build_prompt(tokenizer: Any, task_input: str, system_prompt: str) -> str:
+    """The exact prompt text the model sees before its answer (train and eval alike)."""
+    if getattr(tokenizer, "chat_template", None):
+        messages = [
+            {"role": "system", "content": system_prompt},
+            {"role": "user", "content": task_input},
+        ]
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return PLAIN_TEMPLATE.format(system=system_prompt, input=task_input)
+
+
+def encode_prompt(tokenizer: Any, prompt: str) -> list[int]:
+    # A chat template writes its own BOS into the text; plain prompts need the tokenizer's.
+    add_special = not getattr(tokenizer, "chat_template", None)
+    return tokenizer(prompt, add_special_tokens=add_special)["input_ids"]
+
+
+def encode_example(
+    tokenizer: Any, task_input: str, target: str, system_prompt: str, max_length: int
+) -> dict[str, list[int]]:
+    """Token ids and labels for one training row: labels only on target + EOS."""
+    if tokenizer.eos_token_id is None:
+        raise ValueError("tokenizer has no EOS token: the model could never learn to stop")
+    prompt_ids = encode_prompt(tokenizer, build_prompt(tokenizer, task_input, system_prompt))
+    target_ids = tokenizer(target, add_special_tokens=False)["input_ids"]
+    target_ids = target_ids + [tokenizer.eos_token_id]
+    input_ids = (prompt_ids + target_ids)[:max_length]
+    labels = ([IGNORE_INDEX] * len(prompt_ids) + target_ids)[:max_length]
+    return {"input_ids": input_ids, "labels": labels}
+
+
+class CompletionCollator:
+    """Right-pads a batch to its own longest row (dynamic padding, never a fixed length).
+
+    Padding is masked by position, not by token id: the pad id is often the EOS id, and
+    masking by id would hide the EOS labels the model needs to learn to stop.
+    """
+
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None = None):
+        self.pad_token_id = pad_token_id
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        longest = max(len(f["input_ids"]) for f in features)
+        if self.pad_to_multiple_of:
+            m = self.pad_to_multiple_of
+            longest = (longest + m - 1) // m * m
+        ids = torch.full((len(features), longest), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(features), longest), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(features), longest), dtype=torch.long)
+        for i, f in enumerate(features):
+            n = len(f["input_ids"])
+            ids[i, :n] = torch.tensor(f["input_ids"])
+            labels[i, :n] = torch.tensor(f["labels"])
+            mask[i, :n] = 1
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}

@@ -1,0 +1,139 @@
+"""LoRA finetuning with transformers' Trainer (v5 API) on prompt-masked, dynamically padded rows."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from utils.callbacks import ZenMLCallback
+from utils.config import PipelineConfig
+from utils.data import read_jsonl
+from utils.models import (
+    default_device,
+    load_model,
+    load_tokenizer,
+    lora_target_modules,
+    resolve_dtype,
+    resolve_model_path,
+)
+from utils.prompts import CompletionCollator
+
+logger = logging.getLogger(__name__)
+
+
+def _as_dataset(rows: list[dict[str, Any]]) -> Any:
+    from datasets import Dataset
+
+    return Dataset.from_list(
+        [
+            {"input_ids": r["input_ids"], "labels": r["labels"], "length": len(r["input_ids"])}
+            for r in rows
+        ]
+    )
+
+
+def apply_lora(model: Any, cfg: PipelineConfig) -> Any:
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if cfg.model.quantization != "none":
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=cfg.training.gradient_checkpointing
+        )
+    targets = cfg.lora.target_modules or lora_target_modules(model)
+    lora = LoraConfig(
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+    )
+    logger.info("LoRA r=%d on %s", cfg.lora.r, targets)
+    return get_peft_model(model, lora)
+
+
+def training_arguments(cfg: PipelineConfig, output_dir: Path, device: str, has_eval: bool) -> Any:
+    from transformers import TrainingArguments
+
+    t = cfg.training
+    dtype = resolve_dtype(cfg.model.dtype, device)
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        learning_rate=t.learning_rate,
+        warmup_steps=t.warmup_ratio,
+        lr_scheduler_type=t.lr_scheduler,
+        weight_decay=t.weight_decay,
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=t.eval_steps or t.max_steps,
+        save_strategy="no",
+        report_to="none",
+        seed=t.seed,
+        bf16=dtype == torch.bfloat16 and cfg.model.quantization == "none",
+        use_cpu=device == "cpu",
+        gradient_checkpointing=t.gradient_checkpointing,
+        # Rows of similar length share a batch: far less padding than random batches.
+        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
+        length_column_name="length",
+        remove_unused_columns=False,
+        label_names=["labels"],
+        include_num_input_tokens_seen="non_padding",
+        dataloader_num_workers=0,
+    )
+
+
+def train_lora(cfg: PipelineConfig, dataset_dir: Path, output_dir: Path) -> dict[str, Any]:
+    """Train a LoRA adapter; the main process saves it (with tokenizer) to `output_dir`.
+
+    Returns a summary (losses, steps, tokens, runtime, world size) that callers log to ZenML.
+    """
+    from transformers import Trainer
+
+    device = default_device()
+    path = resolve_model_path(cfg.model.base_model_id)
+    tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)
+    model = load_model(
+        path, cfg.model.quantization, cfg.model.dtype, device, cfg.model.trust_remote_code
+    )
+    model = apply_lora(model, cfg)
+    train_rows = read_jsonl(dataset_dir / "train.jsonl")
+    eval_file = dataset_dir / "validation.jsonl"
+    eval_rows = read_jsonl(eval_file) if eval_file.is_file() else []
+    callback = ZenMLCallback()
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(cfg, output_dir / "checkpoints", device, bool(eval_rows)),
+        train_dataset=_as_dataset(train_rows),
+        eval_dataset=_as_dataset(eval_rows) if eval_rows else None,
+        data_collator=CompletionCollator(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+        callbacks=[callback],
+    )
+    start = time.perf_counter()
+    result = trainer.train()
+    runtime = time.perf_counter() - start
+    adapter_dir = output_dir / "adapter"
+    if trainer.is_world_process_zero():
+        model.save_pretrained(adapter_dir)
+        tokenizer.save_pretrained(adapter_dir)
+    losses = callback.losses()
+    return {
+        "world_size": trainer.args.world_size,
+        "steps": int(trainer.state.global_step),
+        "tokens_seen": int(trainer.state.num_input_tokens_seen),
+        "train_runtime_s": round(runtime, 2),
+        "final_train_loss": losses["train_loss"][-1][1] if losses["train_loss"] else None,
+        "mean_train_loss": float(result.training_loss),
+        "final_eval_loss": losses["eval_loss"][-1][1] if losses["eval_loss"] else None,
+        "trainable_params": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+        "loss_history": losses,
+        "train_rows": len(train_rows),
+    }
