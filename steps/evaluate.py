@@ -25,7 +25,7 @@ def evaluate(
 
     Used twice in the pipeline; `{stage}` (base / finetuned) names the artifacts.
     """
-    return evaluate_on_split(
+    metrics, records = evaluate_on_split(
         Path(dataset),
         EvaluationSection.model_validate(evaluation),
         task,
@@ -36,3 +36,5 @@ def evaluate(
         trust_remote_code,
         desc="evaluate " + ("finetuned" if adapter is not None else "base"),
     )
+    # A literal tuple: ZenML reads multiple outputs from the return statement's shape.
+    return metrics, records

@@ -42,7 +42,7 @@ def promote(
     version = get_step_context().model_version
     candidate = metric_value(finetuned_metrics, metric, "finetuned")
     base = metric_value(base_metrics, metric, "base")
-    staging = _stage_metric(version.name, stage, metric, version.id)
+    staging = _stage_metric(version.model.name, stage, metric, version.id)
     promoted, reason = decide_promotion(metric, candidate, base, staging, min_improvement)
     if promoted:
         version.set_stage(ModelStages(stage), force=True)

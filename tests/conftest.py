@@ -62,6 +62,9 @@ def zenml_env(tmp_path: Path, zenml_template: Path, monkeypatch: pytest.MonkeyPa
     """A fresh ZenML config, store and repository in tmp_path; cwd is tmp_path."""
     config = tmp_path / "zenml-config"
     shutil.copytree(zenml_template, config)
+    # The store's paths in config.yaml are absolute: point them at the copy.
+    settings = config / "config.yaml"
+    settings.write_text(settings.read_text().replace(str(zenml_template), str(config)))
     monkeypatch.setenv("ZENML_CONFIG_PATH", str(config))
     monkeypatch.chdir(tmp_path)
     _reset_zenml()

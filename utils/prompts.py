@@ -58,7 +58,7 @@ def encode_example(
         raise ValueError("tokenizer has no EOS token: the model could never learn to stop")
     prompt_ids = encode_prompt(tokenizer, build_prompt(tokenizer, task_input, system_prompt))
     target_ids = tokenizer(target, add_special_tokens=False)["input_ids"]
-    target_ids = target_ids + [tokenizer.eos_token_id]
+    target_ids = [*target_ids, tokenizer.eos_token_id]
     input_ids = (prompt_ids + target_ids)[:max_length]
     labels = ([IGNORE_INDEX] * len(prompt_ids) + target_ids)[:max_length]
     return {"input_ids": input_ids, "labels": labels}
