@@ -33,10 +33,16 @@ def llm_lora_finetuning(config: dict[str, Any]) -> None:
         base_model_id=m.base_model_id,
         trust_remote_code=m.trust_remote_code,
     )
-    adapter, training_summary = finetune(config_json=cfg.to_json(), dataset=dataset)
-    base_metrics, _ = evaluate_base(dataset=dataset, id="evaluate_base", **model_args)
-    finetuned_metrics, _ = evaluate_finetuned(
-        dataset=dataset, adapter=adapter, id="evaluate_finetuned", **model_args
+    adapter, training_summary, _ = finetune(config_json=cfg.to_json(), dataset=dataset)
+    base_metrics, base_predictions, _ = evaluate_base(
+        dataset=dataset, id="evaluate_base", **model_args
+    )
+    finetuned_metrics, _, _ = evaluate_finetuned(
+        dataset=dataset,
+        adapter=adapter,
+        baseline_predictions=base_predictions,
+        id="evaluate_finetuned",
+        **model_args,
     )
     promote(
         base_metrics=base_metrics,

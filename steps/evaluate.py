@@ -2,9 +2,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from zenml import ArtifactConfig, step
+from zenml.types import HTMLString
 
 from utils.config import EvaluationSection
 from utils.evaluation import evaluate_on_split
+from utils.report import predictions_report_html
 
 
 @step
@@ -17,14 +19,18 @@ def evaluate(
     dtype: str = "auto",
     trust_remote_code: bool = False,
     adapter: Path | None = None,
+    baseline_predictions: list[dict[str, Any]] | None = None,
 ) -> tuple[
     Annotated[dict[str, Any], ArtifactConfig(name="{stage}_metrics")],
     Annotated[list[dict[str, Any]], ArtifactConfig(name="{stage}_predictions")],
+    Annotated[HTMLString, ArtifactConfig(name="{stage}_report")],
 ]:
     """Generate on the evaluation split (base model, or base + `adapter`) and score it.
 
-    Used twice in the pipeline; `{stage}` (base / finetuned) names the artifacts.
+    Used twice in the pipeline; `{stage}` (base / finetuned) names the artifacts. The HTML
+    report lists rows worst first, next to the base model's output when given.
     """
+    stage = "finetuned" if adapter is not None else "base"
     metrics, records = evaluate_on_split(
         Path(dataset),
         EvaluationSection.model_validate(evaluation),
@@ -34,7 +40,10 @@ def evaluate(
         quantization,
         dtype,
         trust_remote_code,
-        desc="evaluate " + ("finetuned" if adapter is not None else "base"),
+        desc=f"evaluate {stage}",
+    )
+    report = predictions_report_html(
+        task, records, metrics, f"ViGGO {task}: {stage} model", baseline_predictions
     )
     # A literal tuple: ZenML reads multiple outputs from the return statement's shape.
-    return metrics, records
+    return metrics, records, HTMLString(report)

@@ -13,9 +13,9 @@ import torch
 
 IGNORE_INDEX = -100
 
+# Short on purpose: every prompt token is paid for in training and evaluation.
 DATA_TO_TEXT_SYSTEM = (
-    "Turn the meaning representation of a video game dialogue act into one natural, "
-    "fluent sentence that mentions every attribute and nothing else."
+    "Write one fluent sentence that expresses this video game meaning representation."
 )
 TEXT_TO_MR_SYSTEM = (
     "Turn the sentence about a video game into a meaning representation: "
@@ -69,11 +69,22 @@ class CompletionCollator:
 
     Padding is masked by position, not by token id: the pad id is often the EOS id, and
     masking by id would hide the EOS labels the model needs to learn to stop.
+
+    With `trim_prompt_logits`, the batch also carries `logits_to_keep`: the LM head and the
+    cross-entropy then run only from the first position that predicts a label onwards, and the
+    labels are cut to the same window. The loss is unchanged (those positions carry no label)
+    but on a small model the vocabulary projection of prompt tokens is a large share of compute.
     """
 
-    def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None = None):
+    def __init__(
+        self,
+        pad_token_id: int,
+        pad_to_multiple_of: int | None = None,
+        trim_prompt_logits: bool = False,
+    ):
         self.pad_token_id = pad_token_id
         self.pad_to_multiple_of = pad_to_multiple_of
+        self.trim_prompt_logits = trim_prompt_logits
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         longest = max(len(f["input_ids"]) for f in features)
@@ -88,4 +99,12 @@ class CompletionCollator:
             ids[i, :n] = torch.tensor(f["input_ids"])
             labels[i, :n] = torch.tensor(f["labels"])
             mask[i, :n] = 1
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        if self.trim_prompt_logits:
+            labelled = (labels != IGNORE_INDEX).any(dim=0).nonzero()
+            if len(labelled):
+                # The causal loss shifts by one: keep one position before the first label.
+                start = max(int(labelled[0]) - 1, 0)
+                batch["labels"] = labels[:, start:]
+                batch["logits_to_keep"] = torch.arange(start, longest)
+        return batch

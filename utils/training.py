@@ -79,7 +79,7 @@ def training_arguments(cfg: PipelineConfig, output_dir: Path, device: str, has_e
         seed=t.seed,
         bf16=dtype == torch.bfloat16 and cfg.model.quantization == "none",
         use_cpu=device == "cpu",
-        gradient_checkpointing=t.gradient_checkpointing,
+        activation_checkpointing=t.gradient_checkpointing,
         # Rows of similar length share a batch: far less padding than random batches.
         train_sampling_strategy="group_by_length" if t.group_by_length else "random",
         length_column_name="length",
@@ -113,7 +113,7 @@ def train_lora(cfg: PipelineConfig, dataset_dir: Path, output_dir: Path) -> dict
         args=training_arguments(cfg, output_dir / "checkpoints", device, bool(eval_rows)),
         train_dataset=_as_dataset(train_rows),
         eval_dataset=_as_dataset(eval_rows) if eval_rows else None,
-        data_collator=CompletionCollator(tokenizer.pad_token_id),
+        data_collator=CompletionCollator(tokenizer.pad_token_id, trim_prompt_logits=True),
         processing_class=tokenizer,
         callbacks=[callback],
     )

@@ -48,10 +48,34 @@ def test_pipeline_end_to_end_contract(zenml_env: Path, tiny_model_dir, viggo_sub
     assert len(preds) == 6
     assert all({"input", "reference", "prediction"} <= set(p) for p in preds)
     assert version.get_artifact("base_predictions") is not None
+    _assert_visualizations(version, preds)
     # Data-prep metadata: split sizes and token-length statistics.
     prep = Client().get_pipeline_run(run.id).steps["prepare_data"].run_metadata
     assert prep["split_sizes"] == {"train": 40, "validation": 4, "test": 16}
     assert prep["token_lengths"]["train"]["total"]["max"] < 512
+
+
+def _visualization_text(artifact, kind: str) -> bytes:
+    from zenml.io import fileio
+
+    vis = [v for v in artifact.visualizations if v.type.value == kind]
+    assert vis, f"{artifact.name} has no {kind} visualization"
+    with fileio.open(vis[0].uri, "rb") as f:
+        return f.read()
+
+
+def _assert_visualizations(version, preds: list[dict]) -> None:
+    import html
+
+    report = _visualization_text(version.get_artifact("finetuned_report"), "html").decode()
+    for row in preds:
+        assert html.escape(row["input"]) in report
+        assert html.escape(row["prediction"]) in report
+    assert "base" in report.lower()  # the finetuned report shows the base model's column
+    png = _visualization_text(version.get_artifact("loss_curve"), "image")
+    assert png.startswith(b"\x89PNG")
+    base_report = _visualization_text(version.get_artifact("base_report"), "html").decode()
+    assert html.escape(preds[0]["input"]) in base_report
 
 
 def test_learning_rate_change_reuses_data_and_base_evaluation(
@@ -115,3 +139,29 @@ def test_promotion_compares_with_staging_not_itself(
     assert decision["staging_before"] == pytest.approx(0.5)
     assert "staging" in decision["reason"]
     assert Client().get_model_version("tiny-test-model", ModelStages.STAGING).id == staged[-1]
+
+
+def test_text_to_mr_task_end_to_end(zenml_env: Path, tiny_model_dir, viggo_subset) -> None:
+    from zenml.client import Client
+
+    _run(
+        tiny_config(
+            tiny_model_dir,
+            viggo_subset,
+            dataset={"task": "text_to_mr"},
+            promotion={"metric": "slot_f1"},
+        )
+    )
+    meta = Client().get_model_version("tiny-test-model", "latest").run_metadata
+    for key in ("base_metrics", "finetuned_metrics"):
+        for m in ("exact_match", "act_accuracy", "slot_f1", "rougeL"):
+            assert 0.0 <= meta[key][m] <= 1.0
+    preds = (
+        Client()
+        .get_model_version("tiny-test-model", "latest")
+        .get_artifact("finetuned_predictions")
+        .load()
+    )
+    # The references are MRs in this direction.
+    assert all(p["reference"].split("(")[0] in p["reference"] for p in preds)
+    assert preds[0]["reference"].endswith(")")

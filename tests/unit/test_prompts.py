@@ -93,3 +93,34 @@ def test_training_and_evaluation_share_the_prompt(tok, viggo_subset: Path, tmp_p
         assert row["prompt"] == build_prompt(tok, row["input"], system)
     if task == "text_to_mr":
         assert rows["test"][0]["target"].split("(")[0] in system
+
+
+def test_trimmed_logits_give_the_same_loss_and_gradients(tok, tiny_model_dir: Path) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    system = system_prompt_for("data_to_text")
+    rows = [
+        encode_example(tok, MR, SENTENCE, system, 512),
+        encode_example(tok, "request(specifier[fun])", "What is a fun game?", system, 512),
+    ]
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    losses, grads = [], []
+    for trim in (False, True):
+        batch = CompletionCollator(tok.pad_token_id, trim_prompt_logits=trim)(rows)
+        if trim:
+            assert batch["logits_to_keep"].numel() < batch["input_ids"].shape[1]
+        model.zero_grad()
+        out = model(**batch)
+        out.loss.backward()
+        losses.append(out.loss.item())
+        grads.append(
+            torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        )
+        if trim:
+            assert out.logits.shape[1] == batch["logits_to_keep"].numel()
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
