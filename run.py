@@ -39,6 +39,17 @@ def run_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-cache", action="store_true", help="re-run every step")
     p.add_argument(
+        "--accelerate",
+        action="store_true",
+        help="train on every GPU of this node (2 CPU processes without a GPU)",
+    )
+    p.add_argument(
+        "--num-processes",
+        type=int,
+        metavar="N",
+        help="train on N processes with Accelerate (1 = no launcher)",
+    )
+    p.add_argument(
         "--dry-run", action="store_true", help="validate the config, print it resolved, run nothing"
     )
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
@@ -48,7 +59,14 @@ def run_parser() -> argparse.ArgumentParser:
 def load_run_config(args: argparse.Namespace) -> Any:
     from utils.config import load_config
 
-    cfg = load_config(args.config, args.overrides, args.data_dir)
+    overrides = list(args.overrides)
+    if args.num_processes is not None:
+        overrides.append(f"accelerate.num_processes={args.num_processes}")
+    elif args.accelerate:
+        import torch
+
+        overrides.append(f"accelerate.num_processes={torch.cuda.device_count() or 2}")
+    cfg = load_config(args.config, overrides, args.data_dir)
     if args.no_cache:
         cfg.enable_cache = False
     return cfg

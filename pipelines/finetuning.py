@@ -8,6 +8,7 @@ from zenml import Model, pipeline
 
 from steps.evaluate import evaluate
 from steps.finetune import finetune
+from steps.finetune_distributed import finetune_distributed
 from steps.prepare_data import prepare_data
 from steps.promote import promote
 from utils.config import PipelineConfig
@@ -33,7 +34,10 @@ def llm_lora_finetuning(config: dict[str, Any]) -> None:
         base_model_id=m.base_model_id,
         trust_remote_code=m.trust_remote_code,
     )
-    adapter, training_summary, _ = finetune(config_json=cfg.to_json(), dataset=dataset)
+    train = finetune_distributed if cfg.accelerate.num_processes > 1 else finetune
+    adapter, training_summary, _ = train(
+        config_json=cfg.training_json(), dataset=dataset, id="finetune"
+    )
     base_metrics, base_predictions, _ = evaluate_base(
         dataset=dataset, id="evaluate_base", **model_args
     )

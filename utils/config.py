@@ -71,6 +71,14 @@ class TrainingSection(_Section):
     seed: int = 42
 
 
+class AccelerateSection(_Section):
+    # 1 = train in the step's own process (no launcher). >1 = `accelerate launch` children:
+    # one per GPU, or CPU processes talking over gloo where no GPU exists.
+    num_processes: int = Field(1, ge=1)
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    main_process_port: int | None = Field(None, gt=0, lt=65536)
+
+
 class EvaluationSection(_Section):
     split: Literal["test", "validation"] = "test"
     max_samples: int | None = Field(None, gt=0)
@@ -90,6 +98,7 @@ class PipelineConfig(_Section):
     lora: LoraSection = LoraSection()
     dataset: DatasetSection = DatasetSection()
     training: TrainingSection = TrainingSection()
+    accelerate: AccelerateSection = AccelerateSection()
     evaluation: EvaluationSection = EvaluationSection()
     promotion: PromotionSection = PromotionSection()
     enable_cache: bool = True
@@ -106,10 +115,17 @@ class PipelineConfig(_Section):
     def to_json(self) -> str:
         return self.model_dump_json()
 
+    def training_json(self) -> str:
+        """Only the sections that shape the adapter, so that changing evaluation or promotion
+        settings re-uses a cached finetune step."""
+        return self.model_dump_json(include=TRAINING_SECTIONS)
+
     @classmethod
     def from_json(cls, text: str) -> PipelineConfig:
         return cls.model_validate(json.loads(text))
 
+
+TRAINING_SECTIONS = {"model", "lora", "dataset", "training", "accelerate"}
 
 # Metrics where higher is better can be promoted on; `ser` is an error rate (lower is better).
 PROMOTION_METRICS = {

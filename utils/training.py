@@ -12,6 +12,7 @@ import torch
 from utils.callbacks import ZenMLCallback
 from utils.config import PipelineConfig
 from utils.data import read_jsonl
+from utils.distributed import gather_from_ranks, trainable_digest
 from utils.models import (
     default_device,
     load_model,
@@ -121,9 +122,15 @@ def train_lora(cfg: PipelineConfig, dataset_dir: Path, output_dir: Path) -> dict
     result = trainer.train()
     runtime = time.perf_counter() - start
     adapter_dir = output_dir / "adapter"
-    if trainer.is_world_process_zero():
+    is_main = trainer.is_world_process_zero()
+    if is_main:
         model.save_pretrained(adapter_dir)
         tokenizer.save_pretrained(adapter_dir)
+    # Evidence that every rank trained and stayed in sync (identical weights after
+    # all-reduced steps on different data shards), and that only rank 0 saved.
+    ranks = gather_from_ranks(
+        {"digest": trainable_digest(model), "saved": is_main, "steps": trainer.state.global_step}
+    )
     losses = callback.losses()
     return {
         "world_size": trainer.args.world_size,
@@ -136,4 +143,7 @@ def train_lora(cfg: PipelineConfig, dataset_dir: Path, output_dir: Path) -> dict
         "trainable_params": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
         "loss_history": losses,
         "train_rows": len(train_rows),
+        "rank_weight_digests": [r["digest"] for r in ranks],
+        "rank_saved_adapter": [r["saved"] for r in ranks],
+        "rank_steps": [int(r["steps"]) for r in ranks],
     }

@@ -1,0 +1,34 @@
+from pathlib import Path
+from typing import Annotated, Any
+
+from PIL import Image
+from zenml import log_metadata, step
+
+from steps.finetune import finetune
+from utils.config import PipelineConfig
+from utils.distributed import launch_env, launch_kwargs
+
+
+@step
+def finetune_distributed(
+    config_json: str, dataset: Path
+) -> tuple[
+    Annotated[Path, "adapter"],
+    Annotated[dict[str, Any], "training_summary"],
+    Annotated[Image.Image, "loss_curve"],
+]:
+    """`finetune` on `accelerate.num_processes` ranks, launched by ZenML's run_with_accelerate.
+
+    The decorator is applied here, to a copy of the `finetune` step, when this step runs:
+    not at import for every pipeline, not in the pipeline body, and from a module-level step
+    that remote orchestrators can load by source. The children have no step context, so
+    this (parent) step logs what they return.
+    """
+    from zenml.integrations.huggingface.steps import run_with_accelerate
+
+    cfg = PipelineConfig.from_json(config_json)
+    launched = run_with_accelerate(finetune.copy(), **launch_kwargs(cfg.accelerate))
+    with launch_env():
+        adapter, summary, curve = launched.entrypoint(config_json=config_json, dataset=str(dataset))
+    log_metadata(metadata={"training": summary})
+    return Path(adapter), summary, curve
