@@ -43,6 +43,9 @@ class LoraSection(_Section):
     dropout: float = Field(0.05, ge=0.0, lt=1.0)
     # None = every linear projection of the transformer blocks, found from the architecture.
     target_modules: list[str] | None = None
+    # Adapt only the last N blocks (None = all). Backpropagation then stops at the first
+    # adapted block: on a CPU, LoRA on the top half of SmolLM2 trains ~1.5x faster per step.
+    last_n_layers: int | None = Field(None, gt=0)
 
 
 class DatasetSection(_Section):

@@ -45,14 +45,19 @@ def apply_lora(model: Any, cfg: PipelineConfig) -> Any:
             model, use_gradient_checkpointing=cfg.training.gradient_checkpointing
         )
     targets = cfg.lora.target_modules or lora_target_modules(model)
+    layers = None
+    if cfg.lora.last_n_layers is not None:
+        total = model.config.num_hidden_layers
+        layers = list(range(max(0, total - cfg.lora.last_n_layers), total))
     lora = LoraConfig(
         r=cfg.lora.r,
         lora_alpha=cfg.lora.alpha,
         lora_dropout=cfg.lora.dropout,
         target_modules=targets,
+        layers_to_transform=layers,
         task_type="CAUSAL_LM",
     )
-    logger.info("LoRA r=%d on %s", cfg.lora.r, targets)
+    logger.info("LoRA r=%d on %s, layers %s", cfg.lora.r, targets, layers or "all")
     return get_peft_model(model, lora)
 
 

@@ -71,3 +71,18 @@ def test_unknown_model_says_what_was_tried(monkeypatch: pytest.MonkeyPatch) -> N
     hub_reachable.cache_clear()
     with pytest.raises(ModelLoadError, match=r"no-such/model.*local folder.*hub.*offline"):
         resolve_model_path("no-such/model")
+
+
+def test_last_n_layers_limits_lora_to_the_top_blocks(tiny_model_dir: Path) -> None:
+    from utils.config import PipelineConfig
+    from utils.training import apply_lora
+
+    model = load_model(str(tiny_model_dir), dtype="float32", device="cpu")
+    cfg = PipelineConfig.model_validate({"lora": {"r": 2, "last_n_layers": 1}})
+    peft_model = apply_lora(model, cfg)
+    adapted = {
+        n.split(".layers.")[1].split(".")[0]
+        for n, _ in peft_model.named_modules()
+        if "lora_A" in n and ".layers." in n
+    }
+    assert adapted == {"1"}  # the tiny model has layers 0 and 1
