@@ -74,7 +74,7 @@ def load_run_config(args: argparse.Namespace) -> Any:
 
 def preflight(cfg: Any) -> None:
     """Fail before any step runs (and before a model version exists) on fixable problems."""
-    from utils.data import SPLITS, _find_split_file
+    from utils.data import SPLITS, find_split_file
     from utils.hub import hub_reachable
     from utils.models import resolve_model_path
 
@@ -83,7 +83,7 @@ def preflight(cfg: Any) -> None:
         if not data_dir.is_dir():
             raise UserError(f"data dir not found: {data_dir}")
         for split in SPLITS:
-            _find_split_file(data_dir, split)
+            find_split_file(data_dir, split)
     elif not hub_reachable():
         raise UserError(
             f"the Hugging Face hub is unreachable, so dataset {cfg.dataset.name!r} cannot be "
@@ -107,6 +107,9 @@ def cmd_run(argv: list[str]) -> int:
 
 
 def print_summary(run: Any) -> None:
+    from zenml.client import Client
+
+    run = Client().get_pipeline_run(run.id)  # the returned object is not hydrated
     try:
         promotion = run.steps["promote"].outputs["promotion"][0].load()
         base = run.steps["evaluate_base"].outputs["metrics"][0].load()

@@ -19,7 +19,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# The data sits next to the repository (../shared), never inside it.
 VIGGO_DIR = ROOT.parent / "shared" / "data" / "viggo"
+needs_data = pytest.mark.skipif(not VIGGO_DIR.is_dir(), reason=f"no ViGGO data at {VIGGO_DIR}")
 sys.path.insert(0, str(ROOT))
 # Subprocesses (run.py, Accelerate children) must import the project too.
 os.environ["PYTHONPATH"] = os.pathsep.join(

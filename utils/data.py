@@ -24,7 +24,7 @@ class DataError(ValueError):
     """A data problem a user can fix: the message names the file, split or column."""
 
 
-def _find_split_file(data_dir: Path, split: str) -> Path:
+def find_split_file(data_dir: Path, split: str) -> Path:
     candidates = [data_dir / f"{split}{s}" for s in FILE_SUFFIXES]
     candidates += [data_dir / f"viggo-{split}{s}" for s in FILE_SUFFIXES]
     for path in candidates:
@@ -56,7 +56,7 @@ def load_local_splits(data_dir: Path | str) -> dict[str, list[dict[str, Any]]]:
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataError(f"data dir not found: {data_dir}")
-    return {split: _read_table(_find_split_file(data_dir, split)) for split in SPLITS}
+    return {split: _read_table(find_split_file(data_dir, split)) for split in SPLITS}
 
 
 def load_hub_splits(name: str) -> dict[str, list[dict[str, Any]]]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import VIGGO_DIR, needs_data
 from utils.metrics import (
     bleu,
     compute_metrics,
@@ -15,12 +15,6 @@ from utils.metrics import (
     rouge,
     text_to_mr_metrics,
 )
-
-_ROOT = Path(__file__).resolve().parents[2]
-# The data sits next to the repository (../shared); some checkouts carry shared/ inside it.
-_CANDIDATES = [_ROOT.parent / "shared" / "data" / "viggo", _ROOT / "shared" / "data" / "viggo"]
-VIGGO_DIR = next((d for d in _CANDIDATES if d.is_dir()), _CANDIDATES[0])
-needs_data = pytest.mark.skipif(not VIGGO_DIR.is_dir(), reason=f"no ViGGO data at {VIGGO_DIR}")
 
 KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 MR_A = "inform(name[Tetris], release_year[1986], genres[puzzle])"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import random
 import re
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import VIGGO_DIR, needs_data
 from utils.viggo import (
     DIALOGUE_ACTS,
     SLOTS,
@@ -20,12 +20,6 @@ from utils.viggo import (
     slot_errors,
     try_parse_mr,
 )
-
-_ROOT = Path(__file__).resolve().parents[2]
-# The data sits next to the repository (../shared); some checkouts carry shared/ inside it.
-_CANDIDATES = [_ROOT.parent / "shared" / "data" / "viggo", _ROOT / "shared" / "data" / "viggo"]
-VIGGO_DIR = next((d for d in _CANDIDATES if d.is_dir()), _CANDIDATES[0])
-needs_data = pytest.mark.skipif(not VIGGO_DIR.is_dir(), reason=f"no ViGGO data at {VIGGO_DIR}")
 
 
 def _rows(split: str) -> list[dict]:
