@@ -112,8 +112,9 @@ def print_summary(run: Any) -> None:
     run = Client().get_pipeline_run(run.id)  # the returned object is not hydrated
     try:
         promotion = run.steps["promote"].outputs["promotion"][0].load()
-        base = run.steps["evaluate_base"].outputs["metrics"][0].load()
-        tuned = run.steps["evaluate_finetuned"].outputs["metrics"][0].load()
+        # Output keys are the substituted artifact names ({stage}_metrics).
+        base = run.steps["evaluate_base"].outputs["base_metrics"][0].load()
+        tuned = run.steps["evaluate_finetuned"].outputs["finetuned_metrics"][0].load()
     except (KeyError, IndexError, AttributeError):
         print(f"run {run.name}: finished")
         return

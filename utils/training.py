@@ -93,6 +93,8 @@ def training_arguments(cfg: PipelineConfig, output_dir: Path, device: str, has_e
         label_names=["labels"],
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
+        # Every trainable (LoRA) weight is used in each forward pass; searching costs time.
+        ddp_find_unused_parameters=False,
     )
 
 
