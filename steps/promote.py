@@ -5,13 +5,13 @@ from zenml import get_step_context, log_metadata, step
 from zenml.client import Client
 from zenml.enums import ModelStages
 
-from utils.promotion import decide_promotion, metric_value
+from utils.promotion import decide_promotion, metric_value, staging_figure
 
 logger = logging.getLogger(__name__)
 
 
-def _stage_metric(model_name: str, stage: str, metric: str, current_id: Any) -> float | None:
-    """The stage holder's own finetuned metric (never the running version's)."""
+def _stage_holder_metrics(model_name: str, stage: str, current_id: Any) -> dict | None:
+    """The stage holder's own finetuned metrics (never the running version's)."""
     try:
         holder = Client().get_model_version(model_name, stage)
     except KeyError:
@@ -19,9 +19,7 @@ def _stage_metric(model_name: str, stage: str, metric: str, current_id: Any) -> 
     if holder.id == current_id:
         return None
     metrics = holder.run_metadata.get("finetuned_metrics")
-    if not isinstance(metrics, dict) or metric not in metrics:
-        return None
-    return float(metrics[metric])
+    return metrics if isinstance(metrics, dict) else None
 
 
 @step(enable_cache=False)
@@ -42,8 +40,11 @@ def promote(
     version = get_step_context().model_version
     candidate = metric_value(finetuned_metrics, metric, "finetuned")
     base = metric_value(base_metrics, metric, "base")
-    staging = _stage_metric(version.model.name, stage, metric, version.id)
-    promoted, reason = decide_promotion(metric, candidate, base, staging, min_improvement)
+    holder = _stage_holder_metrics(version.model.name, stage, version.id)
+    staging, not_comparable = staging_figure(finetuned_metrics, holder, metric)
+    promoted, reason = decide_promotion(
+        metric, candidate, base, staging, min_improvement, not_comparable
+    )
     if promoted:
         version.set_stage(ModelStages(stage), force=True)
     decision = {

@@ -82,6 +82,8 @@ def evaluate_on_split(
     metrics.update(
         {
             "num_rows": len(rows),
+            # Promotion only compares models scored on the same rows.
+            "eval_set": f"{cfg.split}:{cfg.max_samples or 'all'}",
             "generation_seconds": round(seconds, 2),
             "rows_per_second": round(len(rows) / seconds, 3) if seconds else None,
             "max_new_tokens": max_new,

@@ -139,6 +139,13 @@ def test_promotion_compares_with_staging_not_itself(
     assert decision["staging_before"] == pytest.approx(0.5)
     assert "staging" in decision["reason"]
     assert Client().get_model_version("tiny-test-model", ModelStages.STAGING).id == staged[-1]
+    # Scores on another evaluation set are never compared, however good they look.
+    cfg["evaluation"]["max_samples"] = 4
+    _fix_scores(monkeypatch, {"base": 0.1, "finetuned": 0.9})
+    _run(cfg)
+    decision = Client().get_model_version("tiny-test-model", "latest").run_metadata["promotion"]
+    assert decision["promoted"] is False and "evaluated on" in decision["reason"]
+    assert Client().get_model_version("tiny-test-model", ModelStages.STAGING).id == staged[-1]
 
 
 def test_text_to_mr_task_end_to_end(zenml_env: Path, tiny_model_dir, viggo_subset) -> None:

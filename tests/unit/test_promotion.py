@@ -36,3 +36,15 @@ def test_min_improvement() -> None:
 def test_metric_value_names_missing_metric() -> None:
     with pytest.raises(KeyError, match="bleu"):
         metric_value({"rougeL": 0.1}, "bleu", "base")
+
+
+def test_staging_on_another_evaluation_set_is_not_compared() -> None:
+    from utils.promotion import staging_figure
+
+    ours = {"rougeL": 0.9, "eval_set": "test:all"}
+    value, why = staging_figure(ours, {"rougeL": 0.3, "eval_set": "test:100"}, "rougeL")
+    assert value is None and "'test:100'" in why and "'test:all'" in why
+    ok, reason = decide_promotion("rougeL", 0.9, 0.1, value, not_comparable=why)
+    assert not ok and "evaluated on" in reason
+    assert staging_figure(ours, {"rougeL": 0.3, "eval_set": "test:all"}, "rougeL") == (0.3, None)
+    assert staging_figure(ours, None, "rougeL") == (None, None)
