@@ -186,7 +186,37 @@ def cmd_score(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "score": cmd_score}
+def promote_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="run.py promote", description="Move a model version to a stage (the human step)."
+    )
+    p.add_argument("--to", required=True, choices=["staging", "production", "archived"])
+    p.add_argument("--version", required=True, help="version number or name")
+    p.add_argument("--model", help="model name (default: model.name of --config)")
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    p.add_argument("--debug", action="store_true")
+    return p
+
+
+def cmd_promote(argv: list[str]) -> int:
+    args = promote_parser().parse_args(argv)
+    from zenml.client import Client
+    from zenml.enums import ModelStages
+
+    from utils.config import load_config
+
+    name = args.model or load_config(args.config).model.name
+    version: int | str = int(args.version) if args.version.isdigit() else args.version
+    try:
+        mv = Client().get_model_version(name, version)
+    except KeyError:
+        raise UserError(f"model {name!r} has no version {args.version!r}") from None
+    mv.set_stage(ModelStages(args.to), force=True)
+    print(f"model {name!r} version {mv.name} is now in stage {args.to!r}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "score": cmd_score, "promote": cmd_promote}
 
 
 def setup_logging() -> None:

@@ -172,3 +172,16 @@ def test_text_to_mr_task_end_to_end(zenml_env: Path, tiny_model_dir, viggo_subse
     # The references are MRs in this direction.
     assert all(p["reference"].split("(")[0] in p["reference"] for p in preds)
     assert preds[0]["reference"].endswith(")")
+
+
+def test_promote_command_moves_the_stage(zenml_env: Path, tiny_model_dir, viggo_subset) -> None:
+    from zenml.client import Client
+    from zenml.enums import ModelStages
+
+    import run as cli
+
+    _run(tiny_config(tiny_model_dir, viggo_subset))
+    args = ["promote", "--model", "tiny-test-model", "--to", "production", "--version", "1"]
+    assert cli.main(args) == 0
+    assert Client().get_model_version("tiny-test-model", ModelStages.PRODUCTION).number == 1
+    assert cli.main([*args[:-1], "7"]) == 2  # no such version: one-line error, exit 2
