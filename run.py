@@ -216,7 +216,80 @@ def cmd_promote(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "score": cmd_score, "promote": cmd_promote}
+def _version_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--stage", default="staging", help="stage (staging, production, latest) or version number"
+    )
+    p.add_argument("--model", help="model name (default: model.name of --config)")
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    p.add_argument("--debug", action="store_true")
+
+
+def _model_version(args: argparse.Namespace) -> Any:
+    from utils.config import load_config
+    from utils.serving import ServingError, find_version
+
+    name = args.model or load_config(args.config).model.name
+    try:
+        return find_version(name, args.stage)
+    except ServingError as e:
+        raise UserError(str(e)) from None
+
+
+def cmd_generate(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="run.py generate", description="Generate with a model version's adapter."
+    )
+    _version_args(p)
+    p.add_argument("--input", action="append", default=[], help="a task input (repeatable)")
+    p.add_argument("--input-file", type=Path, help="one task input per line")
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=16)
+    args = p.parse_args(argv)
+    inputs = list(args.input)
+    if args.input_file:
+        if not args.input_file.is_file():
+            raise UserError(f"input file not found: {args.input_file}")
+        inputs += [line for line in args.input_file.read_text().splitlines() if line.strip()]
+    if not inputs:
+        raise UserError("nothing to generate: pass --input TEXT or --input-file FILE")
+    from utils.serving import ServingError, generate_with_version
+
+    try:
+        outputs = generate_with_version(
+            _model_version(args), inputs, args.max_new_tokens, args.batch_size
+        )
+    except ServingError as e:
+        raise UserError(str(e)) from None
+    for text in outputs:
+        print(text)
+    return 0
+
+
+def cmd_export(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="run.py export", description="Write the merged model (safetensors + tokenizer)."
+    )
+    _version_args(p)
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    from utils.serving import ServingError, export_merged
+
+    try:
+        out = export_merged(_model_version(args), args.out)
+    except ServingError as e:
+        raise UserError(str(e)) from None
+    print(f"merged model written to {out}")
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "score": cmd_score,
+    "promote": cmd_promote,
+    "generate": cmd_generate,
+    "export": cmd_export,
+}
 
 
 def setup_logging() -> None:
