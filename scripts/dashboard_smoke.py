@@ -104,28 +104,10 @@ def server_pid(port: int) -> int:
 
 def make_tiny_model(out: Path) -> Path:
     sys.path.insert(0, str(ROOT))
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
     from utils.models import resolve_model_path
+    from utils.tiny_model import build_tiny_llama
 
-    tok = AutoTokenizer.from_pretrained(resolve_model_path("HuggingFaceTB/SmolLM2-135M-Instruct"))
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    return build_tiny_llama(resolve_model_path("HuggingFaceTB/SmolLM2-135M-Instruct"), out)
 
 
 def make_subset(data_dir: Path, out: Path) -> Path:

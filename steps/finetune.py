@@ -13,15 +13,16 @@ from utils.config import PipelineConfig
 from utils.plots import loss_curve_png
 from utils.training import train_lora
 
-
-@step
-def finetune(
-    config_json: str, dataset: Path
-) -> tuple[
+# Shared with finetune_distributed: both steps produce the same artifacts.
+FinetuneOutputs = tuple[
     Annotated[Path, "adapter"],
     Annotated[dict[str, Any], "training_summary"],
     Annotated[Image.Image, "loss_curve"],
-]:
+]
+
+
+@step
+def finetune(config_json: str, dataset: Path) -> FinetuneOutputs:
     """Train the LoRA adapter. Parameters are primitives so Accelerate can relaunch this step.
 
     The config comes as a JSON string and the prepared data as a folder path because

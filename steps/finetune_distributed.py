@@ -1,22 +1,14 @@
 from pathlib import Path
-from typing import Annotated, Any
 
-from PIL import Image
 from zenml import log_metadata, step
 
-from steps.finetune import finetune
+from steps.finetune import FinetuneOutputs, finetune
 from utils.config import PipelineConfig
 from utils.distributed import launch_env, launch_kwargs
 
 
 @step
-def finetune_distributed(
-    config_json: str, dataset: Path
-) -> tuple[
-    Annotated[Path, "adapter"],
-    Annotated[dict[str, Any], "training_summary"],
-    Annotated[Image.Image, "loss_curve"],
-]:
+def finetune_distributed(config_json: str, dataset: Path) -> FinetuneOutputs:
     """`finetune` on `accelerate.num_processes` ranks, launched by ZenML's run_with_accelerate.
 
     The decorator is applied here, to a copy of the `finetune` step, when this step runs:
