@@ -73,20 +73,8 @@ def prepare_dataset(
                 "target": length_stats(target),
                 "truncated_rows": sum(n >= cfg.max_length for n in total),
             }
-    train = _read_head(out_dir / "train.jsonl", 3)
-    meta["formatted_examples"] = [
-        render_masked(tokenizer, r["input_ids"], r["labels"]) for r in train
-    ]
+        if split == "train":
+            meta["formatted_examples"] = [
+                render_masked(tokenizer, r["input_ids"], r["labels"]) for r in prepared[:3]
+            ]
     return meta
-
-
-def _read_head(path: Path, n: int) -> list[dict[str, Any]]:
-    import json
-
-    out = []
-    with path.open() as f:
-        for line in f:
-            out.append(json.loads(line))
-            if len(out) == n:
-                break
-    return out
