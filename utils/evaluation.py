@@ -10,7 +10,7 @@ from typing import Any
 
 from utils.config import EvaluationSection
 from utils.data import read_jsonl
-from utils.generation import generate_batched, max_new_tokens_for
+from utils.generation import generate, max_new_tokens_for
 from utils.metrics import compute_metrics
 from utils.models import default_device, load_model, load_tokenizer, resolve_model_path
 
@@ -69,10 +69,18 @@ def evaluate_on_split(
         tokenizer, [ref for r in rows for ref in r["references"]]
     )
     start = time.perf_counter()
-    predictions = generate_batched(
-        model, tokenizer, [r["prompt"] for r in rows], cfg.batch_size, max_new, desc
+    generations = generate(
+        model,
+        tokenizer,
+        [r["prompt"] for r in rows],
+        cfg.batch_size,
+        max_new,
+        desc,
+        engine=cfg.engine,
+        stop_at_newline=cfg.stop_at_newline,
     )
     seconds = time.perf_counter() - start
+    predictions = generations.texts
     metrics = compute_metrics(
         task,
         [r["input"] for r in rows],
@@ -87,6 +95,11 @@ def evaluate_on_split(
             "generation_seconds": round(seconds, 2),
             "rows_per_second": round(len(rows) / seconds, 3) if seconds else None,
             "max_new_tokens": max_new,
+            "new_tokens": generations.new_tokens,
+            "new_tokens_per_second": (
+                round(generations.new_tokens / seconds, 1) if seconds else None
+            ),
+            "distinct_prompts": generations.distinct_prompts,
         }
     )
     records = [

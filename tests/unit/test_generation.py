@@ -3,7 +3,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from utils.generation import generate_batched, max_new_tokens_for, stop_token_ids
+from utils.generation import (
+    generate,
+    generate_batched,
+    max_new_tokens_for,
+    newline_token_ids,
+    stop_token_ids,
+)
 from utils.models import load_model, load_tokenizer
 from utils.prompts import build_prompt
 
@@ -22,14 +28,85 @@ def tiny(tiny_model_dir: Path):
     return model, tok
 
 
-def test_batched_equals_one_by_one_and_keeps_order(tiny) -> None:
+INPUTS = [
+    "inform(name[A])",
+    "request(specifier[fun], has_multiplayer[yes])",
+    "x",
+    "a b c d",
+    "give_opinion(name[Portal 2], rating[excellent], genres[puzzle, platformer])",
+    "yes",
+    "verify_attribute(name[Dirt: Showdown], rating[average])",
+    "q r",
+]
+
+
+@pytest.mark.parametrize("engine", ["continuous", "generate"])
+def test_batched_equals_one_by_one_and_keeps_order(tiny, engine: str) -> None:
     model, tok = tiny
-    inputs = ["inform(name[A])", "request(specifier[fun], has_multiplayer[yes])", "x", "a b c d"]
-    prompts = [build_prompt(tok, i, "SYS") for i in inputs]
-    batched = generate_batched(model, tok, prompts, batch_size=4, max_new_tokens=6)
-    single = [generate_batched(model, tok, [p], batch_size=1, max_new_tokens=6)[0] for p in prompts]
+    prompts = [build_prompt(tok, i, "SYS") for i in INPUTS[:4]]
+    batched = generate_batched(model, tok, prompts, 4, 6, engine=engine)
+    single = [generate_batched(model, tok, [p], 1, 6, engine=engine)[0] for p in prompts]
     assert batched == single
     assert len(set(batched)) > 1  # a random model still gives prompt-dependent outputs
+
+
+def test_continuous_engine_matches_generate_through_refills(tiny) -> None:
+    """Rows stop at different steps and waiting prompts of other lengths take their slots;
+    the spliced KV cache must give exactly what `model.generate` gives."""
+    model, tok = tiny
+    eos = tok.eos_token_id
+    prompts = [build_prompt(tok, i, "SYS") for i in INPUTS]
+    reference = generate(model, tok, prompts, 8, 12, engine="generate")
+    # Make some rows stop early: treat tokens the model emits as stops.
+    first_tokens = {tok(t, add_special_tokens=False)["input_ids"][0] for t in reference.texts if t}
+    model.generation_config.eos_token_id = [eos, *sorted(first_tokens)[:2]]
+    try:
+        for batch_size in (2, 3, 8):
+            got = generate(model, tok, prompts, batch_size, 12, engine="continuous")
+            want = generate(model, tok, prompts, batch_size, 12, engine="generate")
+            assert got.texts == want.texts, batch_size
+            assert got.new_tokens == want.new_tokens
+        lengths = {len(t) for t in want.texts}
+        assert len(lengths) > 1  # rows really stopped at different steps
+    finally:
+        model.generation_config.eos_token_id = eos
+
+
+def test_new_tokens_are_counted_once_per_distinct_prompt(tiny) -> None:
+    model, tok = tiny
+    prompts = [build_prompt(tok, i, "SYS") for i in INPUTS[:3]]
+    once = generate(model, tok, prompts, 4, 5)
+    repeated = generate(model, tok, prompts + prompts[:2], 4, 5)
+    assert once.distinct_prompts == repeated.distinct_prompts == 3
+    assert once.new_tokens == repeated.new_tokens
+    # Each distinct prompt yields between 1 and max_new_tokens tokens, and no stops fire
+    # on this random model before the cap (its texts are non-empty).
+    assert all(once.texts)
+    assert 3 <= once.new_tokens <= 3 * 5
+
+
+def test_newline_stop_cuts_the_first_line(tiny) -> None:
+    model, tok = tiny
+    newline_ids = newline_token_ids(tok)
+    assert newline_ids and all("\n" in tok.decode([i]) for i in newline_ids)
+    prompts = [build_prompt(tok, i, "SYS") for i in INPUTS]
+    # Make the random model emit line breaks: boost one newline token in the LM head.
+    head = model.get_output_embeddings()
+    nl = tok("\n", add_special_tokens=False)["input_ids"][0]
+    with torch.no_grad():
+        saved = head.weight[nl].clone()
+        head.weight[nl] = head.weight[nl] * 3 + 0.5
+    try:
+        free = generate(model, tok, prompts, 4, 12)
+        cut = generate(model, tok, prompts, 4, 12, stop_at_newline=True)
+    finally:
+        with torch.no_grad():
+            head.weight[nl] = saved
+    assert any("\n" in t for t in free.texts)
+    assert not any("\n" in t for t in cut.texts)
+    assert cut.new_tokens < free.new_tokens
+    for long, short in zip(free.texts, cut.texts, strict=True):
+        assert long.lstrip().startswith(short)
 
 
 def test_duplicate_prompts_generated_once(tiny, monkeypatch) -> None:
@@ -43,7 +120,7 @@ def test_duplicate_prompts_generated_once(tiny, monkeypatch) -> None:
 
     monkeypatch.setattr(model, "generate", counting)
     prompts = [build_prompt(tok, i, "SYS") for i in ["a", "b", "a", "a", "b"]]
-    out = generate_batched(model, tok, prompts, batch_size=8, max_new_tokens=3)
+    out = generate_batched(model, tok, prompts, 8, 3, engine="generate")
     assert calls == [2]
     assert out[0] == out[2] == out[3] and out[1] == out[4]
 
