@@ -71,6 +71,9 @@ class TrainingSection(_Section):
     eval_steps: int | None = Field(None, gt=0)
     gradient_checkpointing: bool = False
     group_by_length: bool = True
+    # Padding-free batches (rows concatenated, attention kept within each row). Pays with
+    # flash attention on a GPU; on a CPU, length-grouped padded batches waste less.
+    packing: bool = False
     seed: int = 42
 
 
@@ -88,6 +91,11 @@ class EvaluationSection(_Section):
     batch_size: int = Field(32, gt=0)
     # None = derived from the reference lengths of the evaluated split.
     max_new_tokens: int | None = Field(None, gt=0)
+    # continuous: finished rows leave the batch and waiting prompts take their slots (same
+    # greedy outputs as `generate`, far fewer wasted steps); generate: transformers' generate.
+    engine: Literal["continuous", "generate"] = "continuous"
+    # Answers are one line: stop there rather than let an untuned model comment on itself.
+    stop_at_newline: bool = True
 
 
 class PromotionSection(_Section):

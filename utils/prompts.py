@@ -108,3 +108,41 @@ class CompletionCollator:
                 batch["labels"] = labels[:, start:]
                 batch["logits_to_keep"] = torch.arange(start, longest)
         return batch
+
+
+class PackedCollator:
+    """Padding-free batches: the rows of a batch are concatenated into one row.
+
+    `position_ids` restart at 0 for each row; with no `attention_mask` and no KV cache,
+    transformers reads the restarts as sequence boundaries and masks attention
+    block-diagonally (flash attention uses them as varlen boundaries), so no token attends
+    across rows. The loss
+    targets come as `shift_labels` (the next token of the same row, never across a
+    boundary), and only the positions that predict a target go through the LM head.
+    """
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        ids: list[int] = []
+        positions: list[int] = []
+        targets: list[int] = []
+        for f in features:
+            n = len(f["input_ids"])
+            ids.extend(f["input_ids"])
+            positions.extend(range(n))
+            # Position t predicts label t+1 of the same row; a row's last position predicts
+            # nothing (the next token belongs to another row).
+            targets.extend([*f["labels"][1:], IGNORE_INDEX])
+        shift = torch.tensor(targets, dtype=torch.long)
+        keep = (shift != IGNORE_INDEX).nonzero().flatten()
+        kept = shift[keep][None]
+        return {
+            "input_ids": torch.tensor(ids, dtype=torch.long)[None],
+            "position_ids": torch.tensor(positions, dtype=torch.long)[None],
+            # The model computes a loss only when `labels` is set; `shift_labels` is what
+            # the causal LM loss uses (and what Trainer counts for its normalization).
+            "labels": kept,
+            "shift_labels": kept,
+            "logits_to_keep": keep,
+            # With a KV cache transformers does not look for packed rows: keep it off.
+            "use_cache": False,
+        }

@@ -21,7 +21,7 @@ from utils.models import (
     resolve_dtype,
     resolve_model_path,
 )
-from utils.prompts import CompletionCollator
+from utils.prompts import CompletionCollator, PackedCollator
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,12 @@ def apply_lora(model: Any, cfg: PipelineConfig) -> Any:
     return get_peft_model(model, lora)
 
 
+def make_collator(cfg: PipelineConfig, pad_token_id: int) -> Any:
+    if cfg.training.packing:
+        return PackedCollator()
+    return CompletionCollator(pad_token_id, trim_prompt_logits=True)
+
+
 def training_arguments(cfg: PipelineConfig, output_dir: Path, device: str, has_eval: bool) -> Any:
     from transformers import TrainingArguments
 
@@ -91,7 +97,8 @@ def training_arguments(cfg: PipelineConfig, output_dir: Path, device: str, has_e
         length_column_name="length",
         remove_unused_columns=False,
         label_names=["labels"],
-        include_num_input_tokens_seen="non_padding",
+        # Packed rows have no padding, and no attention mask to count it by.
+        include_num_input_tokens_seen="all" if t.packing else "non_padding",
         dataloader_num_workers=0,
         # Every trainable (LoRA) weight is used in each forward pass; searching costs time.
         ddp_find_unused_parameters=False,
@@ -121,7 +128,7 @@ def train_lora(cfg: PipelineConfig, dataset_dir: Path, output_dir: Path) -> dict
         args=training_arguments(cfg, output_dir / "checkpoints", device, bool(eval_rows)),
         train_dataset=_as_dataset(train_rows),
         eval_dataset=_as_dataset(eval_rows) if eval_rows else None,
-        data_collator=CompletionCollator(tokenizer.pad_token_id, trim_prompt_logits=True),
+        data_collator=make_collator(cfg, tokenizer.pad_token_id),
         processing_class=tokenizer,
         callbacks=[callback],
     )

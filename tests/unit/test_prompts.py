@@ -11,6 +11,7 @@ from utils.models import load_tokenizer
 from utils.prompts import (
     IGNORE_INDEX,
     CompletionCollator,
+    PackedCollator,
     build_prompt,
     encode_example,
     encode_prompt,
@@ -124,3 +125,49 @@ def test_trimmed_logits_give_the_same_loss_and_gradients(tok, tiny_model_dir: Pa
             assert out.logits.shape[1] == batch["logits_to_keep"].numel()
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
     assert torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
+def _loss_and_grads(model, batch):
+    import torch
+
+    model.zero_grad()
+    out = model(**batch)
+    out.loss.backward()
+    grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+    return out.loss.item(), grads
+
+
+def test_packed_rows_give_the_same_loss_and_gradients_as_padded(tok, tiny_model_dir) -> None:
+    """Padding-free packing is only correct if no token attends across rows: the loss and
+    the LoRA gradients must equal those of the padded batch; a naive concatenation (one
+    position range, so one causal sequence) must not."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    system = system_prompt_for("data_to_text")
+    rows = [
+        encode_example(tok, MR, SENTENCE, system, 512),
+        encode_example(tok, "request(specifier[fun])", "What is a fun game?", system, 512),
+        encode_example(tok, "inform(name[Tetris])", "Tetris is a puzzle.", system, 512),
+    ]
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    # Larger than default weights, so attention really mixes positions.
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.normal_(0.0, 0.2)
+    model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    padded_loss, padded_grads = _loss_and_grads(model, CompletionCollator(tok.pad_token_id)(rows))
+    packed = PackedCollator()(rows)
+    assert packed["input_ids"].shape == (1, sum(len(r["input_ids"]) for r in rows))
+    n_targets = sum(sum(label != IGNORE_INDEX for label in r["labels"]) for r in rows)
+    assert packed["logits_to_keep"].numel() == packed["shift_labels"].numel() == n_targets
+    packed_loss, packed_grads = _loss_and_grads(model, packed)
+    assert packed_loss == pytest.approx(padded_loss, rel=1e-5)
+    assert torch.allclose(packed_grads, padded_grads, atol=1e-6)
+
+    leaky = dict(packed, position_ids=torch.arange(packed["input_ids"].shape[1])[None])
+    leaky_loss, _ = _loss_and_grads(model, leaky)
+    assert abs(leaky_loss - padded_loss) > 1e-3
