@@ -72,12 +72,36 @@ def load_run_config(args: argparse.Namespace) -> Any:
     return cfg
 
 
+def check_stack(cfg: Any) -> None:
+    """Step operators the active stack lacks fail here, before a run."""
+    from utils.remote import RemoteError, check_step_operator, steps_on_step_operator
+
+    if not steps_on_step_operator(cfg.remote):
+        return
+    from zenml.client import Client
+
+    stack = Client().active_stack
+    try:
+        check_step_operator(cfg.remote, stack.name, set(stack.step_operators))
+    except RemoteError as e:
+        raise UserError(str(e)) from None
+
+
+def runs_locally() -> bool:
+    from zenml.client import Client
+
+    return Client().active_stack.orchestrator.flavor == "local"
+
+
 def preflight(cfg: Any) -> None:
     """Fail before any step runs (and before a model version exists) on fixable problems."""
     from utils.data import SPLITS, find_split_file
     from utils.hub import hub_reachable
     from utils.models import resolve_model_path
 
+    if not runs_locally():
+        # Data folders, the hub and the model cache are those of the machines steps run on.
+        return
     if cfg.dataset.data_dir:
         data_dir = Path(cfg.dataset.data_dir)
         if not data_dir.is_dir():
@@ -98,6 +122,7 @@ def cmd_run(argv: list[str]) -> int:
     if args.dry_run:
         print(yaml.safe_dump(cfg.model_dump(), sort_keys=False), end="")
         return 0
+    check_stack(cfg)
     preflight(cfg)
     from pipelines.finetuning import build_pipeline
 

@@ -12,6 +12,7 @@ from steps.finetune_distributed import finetune_distributed
 from steps.prepare_data import prepare_data
 from steps.promote import promote
 from utils.config import PipelineConfig
+from utils.remote import pipeline_options
 
 evaluate_base = evaluate.with_options(substitutions={"stage": "base"})
 evaluate_finetuned = evaluate.with_options(substitutions={"stage": "finetuned"})
@@ -74,4 +75,9 @@ def model_for(cfg: PipelineConfig) -> Model:
 
 
 def build_pipeline(cfg: PipelineConfig) -> Any:
-    return llm_lora_finetuning.with_options(model=model_for(cfg), enable_cache=cfg.enable_cache)
+    """The pipeline with its model, cache policy and `remote:` options."""
+    return llm_lora_finetuning.with_options(
+        model=model_for(cfg),
+        enable_cache=cfg.enable_cache,
+        **pipeline_options(cfg.remote),
+    )
