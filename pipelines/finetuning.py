@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from zenml import Model, pipeline
+from zenml.config.schedule import Schedule
 
 from steps.evaluate import evaluate
 from steps.finetune import finetune
@@ -74,10 +75,11 @@ def model_for(cfg: PipelineConfig) -> Model:
     )
 
 
-def build_pipeline(cfg: PipelineConfig) -> Any:
-    """The pipeline with its model, cache policy and `remote:` options."""
+def build_pipeline(cfg: PipelineConfig, schedule: Schedule | None = None) -> Any:
+    """The pipeline with its model, cache policy, `remote:` options and optional schedule."""
     return llm_lora_finetuning.with_options(
         model=model_for(cfg),
         enable_cache=cfg.enable_cache,
+        schedule=schedule,
         **pipeline_options(cfg.remote),
     )

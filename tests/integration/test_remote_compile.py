@@ -8,16 +8,16 @@ ROOT = Path(__file__).resolve().parents[2]
 GPU_STEPS = {"finetune", "evaluate_base", "evaluate_finetuned"}
 
 
-def _compile(cfg):
+def _compile(cfg, schedule=None):
     """The snapshot ZenML would submit for `build_pipeline(cfg)`, as `pipeline()` builds it."""
     from pipelines.finetuning import build_pipeline
 
-    pipe = build_pipeline(cfg)
+    pipe = build_pipeline(cfg, schedule)
     pipe.prepare(config=cfg.model_dump())
     args = {k: v for k, v in pipe._run_args.items() if k != "prevent_build_reuse"}
     args["steps"] = args.pop("step_configurations", None)
-    snapshot, _, _ = pipe._compile(**args)
-    return snapshot
+    snapshot, compiled_schedule, _ = pipe._compile(**args)
+    return snapshot, compiled_schedule
 
 
 def test_remote_config_compiles_with_resources_retries_and_image(
@@ -26,13 +26,14 @@ def test_remote_config_compiles_with_resources_retries_and_image(
     from zenml.config.compiler import Compiler
 
     from utils.config import load_config
+    from utils.schedules import build_schedule
 
     # The test stack has no step operator; everything else is compiled as on a remote stack.
     monkeypatch.setattr(
         Compiler, "_ensure_required_stack_components_exist", staticmethod(lambda **_: None)
     )
     cfg = load_config(ROOT / "configs" / "llama3_remote.yaml")
-    snapshot = _compile(cfg)
+    snapshot, schedule = _compile(cfg, build_schedule(cron="0 3 * * 1"))
     steps = snapshot.step_configurations
     assert set(steps) == GPU_STEPS | {"prepare_data", "promote"}
     for name, step in steps.items():
@@ -49,7 +50,8 @@ def test_remote_config_compiles_with_resources_retries_and_image(
     assert steps["finetune"].config.settings["resources"].memory == "64GB"
     docker = snapshot.pipeline_configuration.settings["docker"]
     assert Path(docker.dockerfile) == ROOT / "Dockerfile"
-    # A new model version per run: no fixed version.
+    assert schedule.cron_expression == "0 3 * * 1"
+    # A new model version per run: no fixed version, also for scheduled runs.
     assert snapshot.pipeline_configuration.model.version is None
 
 
@@ -65,7 +67,7 @@ def test_local_stack_compiles_the_remote_settings_except_the_step_operator(
         _compile(cfg)
     for step in GPU_STEPS:
         getattr(cfg.remote.steps, step).step_operator = False
-    snapshot = _compile(cfg)
+    snapshot, _ = _compile(cfg)
     assert snapshot.step_configurations["finetune"].config.settings["resources"].gpu_count == 1
 
 
