@@ -126,8 +126,19 @@ def preflight(cfg: Any) -> None:
     from utils.data import SPLITS, find_split_file
     from utils.hub import hub_reachable
     from utils.models import resolve_model_path
+    from utils.secrets import SecretError, check_hf_secret, hf_token
 
-    if not runs_locally():
+    local = runs_locally()
+    if cfg.model.hf_token_secret:
+        try:
+            if local:
+                hf_token(cfg.model.hf_token_secret)  # this machine's HF_TOKEN wins
+            else:
+                # A remote step never sees this machine's HF_TOKEN: the secret must exist.
+                check_hf_secret(cfg.model.hf_token_secret)
+        except SecretError as e:
+            raise UserError(str(e)) from None
+    if not local:
         # Data folders, the hub and the model cache are those of the machines steps run on.
         return
     if cfg.dataset.data_dir:

@@ -30,11 +30,13 @@ def llm_lora_finetuning(config: dict[str, Any]) -> None:
         "dtype": m.dtype,
         "trust_remote_code": m.trust_remote_code,
         "evaluation": cfg.evaluation.model_dump(),
+        "hf_token_secret": m.hf_token_secret,
     }
     dataset = prepare_data(
         dataset=cfg.dataset.model_dump(),
         base_model_id=m.base_model_id,
         trust_remote_code=m.trust_remote_code,
+        hf_token_secret=m.hf_token_secret,
     )
     train = finetune_distributed if cfg.accelerate.num_processes > 1 else finetune
     adapter, training_summary, _ = train(

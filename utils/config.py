@@ -36,6 +36,10 @@ class ModelSection(_Section):
     trust_remote_code: bool = False
     license: str = "apache-2.0"
     description: str = "LoRA adapter finetuned on ViGGO."
+    # The NAME of a ZenML secret with a `token` key, read by the steps where they run (the
+    # HF_TOKEN environment variable wins). Never the token itself: the config is stored as
+    # metadata and step parameters.
+    hf_token_secret: str | None = Field(None, min_length=1)
 
 
 class LoraSection(_Section):

@@ -53,6 +53,8 @@ def test_remote_config_compiles_with_resources_retries_and_image(
     assert schedule.cron_expression == "0 3 * * 1"
     # A new model version per run: no fixed version, also for scheduled runs.
     assert snapshot.pipeline_configuration.model.version is None
+    # Only the secret's name reaches the step parameters.
+    assert steps["prepare_data"].config.parameters["hf_token_secret"] == "huggingface"
 
 
 def test_local_stack_compiles_the_remote_settings_except_the_step_operator(

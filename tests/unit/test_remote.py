@@ -36,6 +36,8 @@ def test_remote_config_resources_retries_and_step_operator() -> None:
     assert options["steps"]["finetune"]["settings"]["resources"].cpu_count == 8
     assert Path(options["settings"]["docker"].dockerfile) == ROOT / "Dockerfile"
     assert sorted(steps_on_step_operator(cfg.remote)) == sorted(GPU_STEPS)
+    # The token itself never is in a config; the secret's name is.
+    assert cfg.model.hf_token_secret == "huggingface"
 
 
 def test_named_step_operator_and_component_settings_pass_through() -> None:
@@ -79,6 +81,7 @@ def test_retry_maps_to_zenml() -> None:
         ("remote.steps.finetune.retry.backoff=0", r"retry\.backoff"),
         ("remote.settings={docker: {}}", "not '<component type>"),
         ("remote.steps.evaluate_base.settings={resources: {}}", "not '<component type>"),
+        ("model.hf_token_secret=''", "model.hf_token_secret"),
     ],
 )
 def test_remote_mistakes_name_the_key(override: str, message: str) -> None:
