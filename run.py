@@ -52,6 +52,18 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dry-run", action="store_true", help="validate the config, print it resolved, run nothing"
     )
+    # Scheduled runs need an orchestrator that can schedule (not the local one).
+    when = p.add_mutually_exclusive_group()
+    when.add_argument(
+        "--schedule",
+        metavar="CRON",
+        help='create a cron schedule on the active stack instead of running, e.g. "0 3 * * 1"',
+    )
+    when.add_argument(
+        "--schedule-every",
+        metavar="INTERVAL",
+        help="create an interval schedule (90s, 30m, 6h, 1d) starting now",
+    )
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
     return p
 
@@ -72,12 +84,63 @@ def load_run_config(args: argparse.Namespace) -> Any:
     return cfg
 
 
+def schedule_from_args(args: argparse.Namespace) -> Any:
+    """The ZenML Schedule asked for on the command line, or None; validated, stack unseen."""
+    if args.schedule is None and args.schedule_every is None:
+        return None
+    from utils.schedules import ScheduleError, build_schedule
+
+    try:
+        return build_schedule(args.schedule, args.schedule_every)
+    except ScheduleError as e:
+        raise UserError(str(e)) from None
+
+
+def check_stack(cfg: Any, schedule: Any) -> None:
+    """Schedules and step operators the active stack cannot honour fail here, before a run."""
+    from utils.remote import RemoteError, check_step_operator, steps_on_step_operator
+    from utils.schedules import ScheduleError, check_orchestrator
+
+    if schedule is None and not steps_on_step_operator(cfg.remote):
+        return
+    from zenml.client import Client
+
+    stack = Client().active_stack
+    try:
+        if schedule is not None:
+            orchestrator = stack.orchestrator
+            check_orchestrator(orchestrator.flavor, orchestrator.config.is_schedulable, schedule)
+        check_step_operator(cfg.remote, stack.name, set(stack.step_operators))
+    except (ScheduleError, RemoteError) as e:
+        raise UserError(str(e)) from None
+
+
+def runs_locally() -> bool:
+    from zenml.client import Client
+
+    return Client().active_stack.orchestrator.flavor == "local"
+
+
 def preflight(cfg: Any) -> None:
     """Fail before any step runs (and before a model version exists) on fixable problems."""
     from utils.data import SPLITS, find_split_file
     from utils.hub import hub_reachable
     from utils.models import resolve_model_path
+    from utils.secrets import SecretError, check_hf_secret, hf_token
 
+    local = runs_locally()
+    if cfg.model.hf_token_secret:
+        try:
+            if local:
+                hf_token(cfg.model.hf_token_secret)  # this machine's HF_TOKEN wins
+            else:
+                # A remote step never sees this machine's HF_TOKEN: the secret must exist.
+                check_hf_secret(cfg.model.hf_token_secret)
+        except SecretError as e:
+            raise UserError(str(e)) from None
+    if not local:
+        # Data folders, the hub and the model cache are those of the machines steps run on.
+        return
     if cfg.dataset.data_dir:
         data_dir = Path(cfg.dataset.data_dir)
         if not data_dir.is_dir():
@@ -94,14 +157,23 @@ def preflight(cfg: Any) -> None:
 
 def cmd_run(argv: list[str]) -> int:
     args = run_parser().parse_args(argv)
+    schedule = schedule_from_args(args)
     cfg = load_run_config(args)
+    if schedule is not None:
+        # A cached scheduled run would replay the first one: same data, same adapter.
+        cfg.enable_cache = False
     if args.dry_run:
         print(yaml.safe_dump(cfg.model_dump(), sort_keys=False), end="")
         return 0
+    check_stack(cfg, schedule)
     preflight(cfg)
     from pipelines.finetuning import build_pipeline
 
-    run = build_pipeline(cfg)(config=cfg.model_dump())
+    run = build_pipeline(cfg, schedule)(config=cfg.model_dump())
+    if schedule is not None:
+        when = schedule.cron_expression or f"every {schedule.interval_second}"
+        print(f"scheduled ({when}): each run trains a new version of model {cfg.model.name!r}")
+        return 0
     print_summary(run)
     return 0
 

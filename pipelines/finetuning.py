@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from zenml import Model, pipeline
+from zenml.config.schedule import Schedule
 
 from steps.evaluate import evaluate
 from steps.finetune import finetune
@@ -12,6 +13,7 @@ from steps.finetune_distributed import finetune_distributed
 from steps.prepare_data import prepare_data
 from steps.promote import promote
 from utils.config import PipelineConfig
+from utils.remote import pipeline_options
 
 evaluate_base = evaluate.with_options(substitutions={"stage": "base"})
 evaluate_finetuned = evaluate.with_options(substitutions={"stage": "finetuned"})
@@ -28,11 +30,13 @@ def llm_lora_finetuning(config: dict[str, Any]) -> None:
         "dtype": m.dtype,
         "trust_remote_code": m.trust_remote_code,
         "evaluation": cfg.evaluation.model_dump(),
+        "hf_token_secret": m.hf_token_secret,
     }
     dataset = prepare_data(
         dataset=cfg.dataset.model_dump(),
         base_model_id=m.base_model_id,
         trust_remote_code=m.trust_remote_code,
+        hf_token_secret=m.hf_token_secret,
     )
     train = finetune_distributed if cfg.accelerate.num_processes > 1 else finetune
     adapter, training_summary, _ = train(
@@ -73,5 +77,11 @@ def model_for(cfg: PipelineConfig) -> Model:
     )
 
 
-def build_pipeline(cfg: PipelineConfig) -> Any:
-    return llm_lora_finetuning.with_options(model=model_for(cfg), enable_cache=cfg.enable_cache)
+def build_pipeline(cfg: PipelineConfig, schedule: Schedule | None = None) -> Any:
+    """The pipeline with its model, cache policy, `remote:` options and optional schedule."""
+    return llm_lora_finetuning.with_options(
+        model=model_for(cfg),
+        enable_cache=cfg.enable_cache,
+        schedule=schedule,
+        **pipeline_options(cfg.remote),
+    )

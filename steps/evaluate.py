@@ -7,6 +7,7 @@ from zenml.types import HTMLString
 from utils.config import EvaluationSection
 from utils.evaluation import evaluate_on_split
 from utils.report import predictions_report_html
+from utils.secrets import hf_token
 
 
 @step
@@ -20,6 +21,7 @@ def evaluate(
     trust_remote_code: bool = False,
     adapter: Path | None = None,
     baseline_predictions: list[dict[str, Any]] | None = None,
+    hf_token_secret: str | None = None,
 ) -> tuple[
     Annotated[dict[str, Any], ArtifactConfig(name="{stage}_metrics")],
     Annotated[list[dict[str, Any]], ArtifactConfig(name="{stage}_predictions")],
@@ -41,6 +43,7 @@ def evaluate(
         dtype,
         trust_remote_code,
         desc=f"evaluate {stage}",
+        token=hf_token(hf_token_secret),
     )
     report = predictions_report_html(
         task, records, metrics, f"ViGGO {task}: {stage} model", baseline_predictions

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +36,10 @@ class ModelSection(_Section):
     trust_remote_code: bool = False
     license: str = "apache-2.0"
     description: str = "LoRA adapter finetuned on ViGGO."
+    # The NAME of a ZenML secret with a `token` key, read by the steps where they run (the
+    # HF_TOKEN environment variable wins). Never the token itself: the config is stored as
+    # metadata and step parameters.
+    hf_token_secret: str | None = Field(None, min_length=1)
 
 
 class LoraSection(_Section):
@@ -104,6 +109,87 @@ class PromotionSection(_Section):
     stage: str = "staging"
 
 
+# --- remote stacks: image, step operator, per-step resources and retries --------------------
+# Translated into ZenML options by utils/remote.py; the local orchestrator ignores them.
+
+# ZenML's ResourceSettings memory format (zenml.config.resource_settings.MEMORY_REGEX).
+MEMORY_PATTERN = r"^[0-9]+(B|KB|KiB|MB|MiB|GB|GiB|TB|TiB|PB|PiB)$"
+# Flavor-specific settings keys ZenML resolves against the active stack, e.g.
+# `orchestrator.kubernetes` or `step_operator.sagemaker` (a bare type = the stack's own).
+COMPONENT_SETTINGS_KEY = (
+    r"^(orchestrator|step_operator|experiment_tracker|deployer)(\.[a-z0-9_-]+)?$"
+)
+
+
+def _check_component_settings(v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    for key in v:
+        if not re.match(COMPONENT_SETTINGS_KEY, key):
+            raise ValueError(
+                f"settings key {key!r} is not '<component type>[.<flavor>]' (e.g. "
+                "'orchestrator.kubernetes'); image and resources have their own keys "
+                "(remote.docker, remote.steps.<step>.resources)"
+            )
+    return v
+
+
+class DockerSection(_Section):
+    """ZenML DockerSettings: the image remote orchestrators and step operators run."""
+
+    # Relative paths are taken from the project root, not the cwd.
+    dockerfile: str | None = None
+    build_context_root: str | None = None
+    # Used when no dockerfile is given (e.g. a prebuilt image of this project).
+    parent_image: str | None = None
+    # Skip ZenML's own layer on top (the image must then contain the code already).
+    skip_build: bool = False
+    target_repository: str | None = None
+
+
+class ResourcesSection(_Section):
+    """ZenML ResourceSettings for one step."""
+
+    cpu_count: float | None = Field(None, gt=0)
+    gpu_count: int | None = Field(None, ge=0)
+    memory: str | None = Field(None, pattern=MEMORY_PATTERN)
+
+
+class RetrySection(_Section):
+    """ZenML StepRetryConfig: waits `delay` s, then `delay * backoff` s, ... between tries."""
+
+    max_retries: int = Field(0, ge=0)  # 0 = fail at once
+    delay: int = Field(60, ge=0)
+    backoff: int = Field(2, ge=1)
+
+
+class StepRemoteSection(_Section):
+    resources: ResourcesSection = ResourcesSection()
+    retry: RetrySection = RetrySection()
+    # Run this step on a step operator (remote.step_operator, or the stack's only one).
+    step_operator: bool = False
+    settings: dict[str, dict[str, Any]] = {}
+
+    _component_keys = field_validator("settings")(_check_component_settings)
+
+
+class RemoteStepsSection(_Section):
+    prepare_data: StepRemoteSection = StepRemoteSection()
+    finetune: StepRemoteSection = StepRemoteSection()
+    evaluate_base: StepRemoteSection = StepRemoteSection()
+    evaluate_finetuned: StepRemoteSection = StepRemoteSection()
+    promote: StepRemoteSection = StepRemoteSection()
+
+
+class RemoteSection(_Section):
+    docker: DockerSection = DockerSection()
+    # Name of the stack's step operator for steps with `step_operator: true`.
+    step_operator: str | None = Field(None, min_length=1)
+    # Pipeline-level component settings (see COMPONENT_SETTINGS_KEY).
+    settings: dict[str, dict[str, Any]] = {}
+    steps: RemoteStepsSection = RemoteStepsSection()
+
+    _component_keys = field_validator("settings")(_check_component_settings)
+
+
 class PipelineConfig(_Section):
     model: ModelSection = ModelSection()
     lora: LoraSection = LoraSection()
@@ -113,6 +199,7 @@ class PipelineConfig(_Section):
     evaluation: EvaluationSection = EvaluationSection()
     promotion: PromotionSection = PromotionSection()
     enable_cache: bool = True
+    remote: RemoteSection = RemoteSection()
 
     @field_validator("promotion")
     @classmethod
@@ -168,7 +255,12 @@ def _format_error(err: ValidationError, source: str) -> str:
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(key, valid, n=1)
+            # Siblings first: in deep sections the parent key is often the closest string.
+            parent = key.rpartition(".")[0]
+            siblings = [k for k in valid if k.rpartition(".")[0] == parent]
+            close = difflib.get_close_matches(key, siblings, n=1) or difflib.get_close_matches(
+                key, valid, n=1
+            )
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             lines.append(f"unknown key {key!r}{hint}")
         else:

@@ -156,10 +156,16 @@ def quantization_config(quantization: str, compute_dtype: torch.dtype) -> Any:
     raise ValueError(f"unknown quantization {quantization!r}; valid: none, 4bit, 8bit")
 
 
-def load_tokenizer(path: str, trust_remote_code: bool = False, padding_side: str = "right") -> Any:
+def load_tokenizer(
+    path: str,
+    trust_remote_code: bool = False,
+    padding_side: str = "right",
+    token: str | None = None,
+) -> Any:
+    """`token`: for gated hub models (utils.secrets.hf_token); None = huggingface_hub's default."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, token=token)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = padding_side
@@ -172,6 +178,7 @@ def load_model(
     dtype: str = "auto",
     device: str | None = None,
     trust_remote_code: bool = False,
+    token: str | None = None,
 ) -> Any:
     from transformers import AutoModelForCausalLM
 
@@ -180,6 +187,7 @@ def load_model(
     kwargs: dict[str, Any] = {
         "dtype": torch_dtype,
         "trust_remote_code": trust_remote_code,
+        "token": token,
     }
     qconfig = quantization_config(quantization, torch_dtype)
     if qconfig is not None:

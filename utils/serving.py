@@ -9,6 +9,7 @@ from utils.config import PipelineConfig
 from utils.generation import generate_batched
 from utils.models import load_model, load_tokenizer, resolve_model_path
 from utils.prompts import build_prompt, system_prompt_for
+from utils.secrets import hf_token
 
 
 class ServingError(ValueError):
@@ -53,6 +54,7 @@ def load_adapter_model(mv: Any, merge: bool) -> tuple[Any, Any, PipelineConfig]:
         quantization,
         cfg.model.dtype,
         trust_remote_code=cfg.model.trust_remote_code,
+        token=hf_token(cfg.model.hf_token_secret),
     )
     model = PeftModel.from_pretrained(base, str(adapter))
     return (model.merge_and_unload() if merge else model), tokenizer, cfg

@@ -22,6 +22,7 @@ from utils.models import (
     resolve_model_path,
 )
 from utils.prompts import CompletionCollator, PackedCollator
+from utils.secrets import hf_token
 
 logger = logging.getLogger(__name__)
 
@@ -114,9 +115,10 @@ def train_lora(cfg: PipelineConfig, dataset_dir: Path, output_dir: Path) -> dict
 
     device = default_device()
     path = resolve_model_path(cfg.model.base_model_id)
-    tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)
+    token = hf_token(cfg.model.hf_token_secret)
+    tokenizer = load_tokenizer(path, cfg.model.trust_remote_code, token=token)
     model = load_model(
-        path, cfg.model.quantization, cfg.model.dtype, device, cfg.model.trust_remote_code
+        path, cfg.model.quantization, cfg.model.dtype, device, cfg.model.trust_remote_code, token
     )
     model = apply_lora(model, cfg)
     train_rows = read_jsonl(dataset_dir / "train.jsonl")
