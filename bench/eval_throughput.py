@@ -1,0 +1,101 @@
+"""Evaluation throughput: the evaluation step's code on the full ViGGO test split.
+
+Runs `utils.evaluation.evaluate_on_split` (what `evaluate_base` / `evaluate_finetuned` run:
+load, generate, score) once per engine and prints one JSON line per run with the wall time,
+the generation time, new tokens/s and the scores, e.g.
+
+    python bench/eval_throughput.py --data-dir ../shared/data/viggo
+    python bench/eval_throughput.py --data-dir ../shared/data/viggo --adapter DIR
+    python bench/eval_throughput.py --data-dir ../shared/data/viggo --engines continuous,generate
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from utils.config import load_config  # noqa: E402
+from utils.dataset_prep import prepare_dataset  # noqa: E402
+from utils.evaluation import evaluate_on_split  # noqa: E402
+from utils.models import default_device, load_tokenizer, resolve_model_path  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "viggo")
+    p.add_argument("--config", type=Path, default=ROOT / "configs" / "smollm2_cpu.yaml")
+    p.add_argument("--model", help="base model id or folder (default: the config's)")
+    p.add_argument("--adapter", type=Path, help="LoRA adapter folder (default: the base model)")
+    p.add_argument("--engines", help="comma-separated (default: the config's engine)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--max-samples", type=int, help="default: every row of the split")
+    p.add_argument("--batch-size", type=int, help="default: the config's")
+    args = p.parse_args()
+
+    cfg = load_config(args.config, [], str(args.data_dir))
+    model_id = args.model or cfg.model.base_model_id
+    evaluation = cfg.evaluation.model_copy(
+        update={"split": args.split, "max_samples": args.max_samples}
+    )
+    if args.batch_size:
+        evaluation.batch_size = args.batch_size
+    engines = (args.engines or evaluation.engine).split(",")
+    with tempfile.TemporaryDirectory() as tmp:
+        # The rows exactly as prepare_data writes them (prompt text included).
+        tokenizer = load_tokenizer(str(args.adapter or resolve_model_path(model_id)))
+        dataset = cfg.dataset.model_copy(update={"max_train_samples": 1})
+        prepare_dataset(dataset, tokenizer, Path(tmp))
+        for engine in engines:
+            evaluation.engine = engine.strip()
+            start = time.perf_counter()
+            metrics, _ = evaluate_on_split(
+                Path(tmp),
+                evaluation,
+                cfg.dataset.task,
+                model_id,
+                args.adapter,
+                cfg.model.quantization,
+                cfg.model.dtype,
+                cfg.model.trust_remote_code,
+                desc=f"eval {engine}",
+            )
+            wall = time.perf_counter() - start
+            device = default_device()
+            print(
+                json.dumps(
+                    {
+                        "device": torch.cuda.get_device_name()
+                        if device == "cuda"
+                        else f"cpu x{os.cpu_count()}",
+                        "model": model_id,
+                        "adapter": str(args.adapter) if args.adapter else None,
+                        "engine": evaluation.engine,
+                        "stop_at_newline": evaluation.stop_at_newline,
+                        "batch_size": evaluation.batch_size,
+                        "rows": metrics["num_rows"],
+                        "distinct_prompts": metrics["distinct_prompts"],
+                        "wall_seconds": round(wall, 1),
+                        "generation_seconds": metrics["generation_seconds"],
+                        "new_tokens": metrics["new_tokens"],
+                        "new_tokens_per_second": metrics["new_tokens_per_second"],
+                        "max_new_tokens": metrics["max_new_tokens"],
+                        "rougeL": round(metrics["rougeL"], 4),
+                        "ser": round(metrics["ser"], 4) if "ser" in metrics else None,
+                    }
+                ),
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
