@@ -9,12 +9,20 @@ from __future__ import annotations
 import difflib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-TASKS = ("data_to_text", "text_to_mr")
+# text_to_text: any local or hub dataset (ROUGE/BLEU only; no ViGGO MR checks or SER).
+TASKS = ("data_to_text", "text_to_mr", "text_to_text")
 QUANTIZATIONS = ("none", "4bit", "8bit")
 
 
@@ -48,15 +56,48 @@ class LoraSection(_Section):
     last_n_layers: int | None = Field(None, gt=0)
 
 
+class ColumnMap(_Section):
+    """Which source columns hold the model's input, its target and (optionally) a list of
+    extra references for evaluation."""
+
+    input: str = Field(min_length=1)
+    target: str = Field(min_length=1)
+    references: str | None = Field(None, min_length=1)
+
+
+class SplitRatio(_Section):
+    """Fractions of the train split carved out (seeded) for splits the source lacks."""
+
+    validation: float = Field(0.1, ge=0.0, lt=1.0)
+    test: float = Field(0.1, ge=0.0, lt=1.0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _train_keeps_rows(self) -> SplitRatio:
+        if self.validation + self.test >= 1.0:
+            raise ValueError(
+                f"validation + test must be below 1 so train keeps rows "
+                f"(got {self.validation} + {self.test})"
+            )
+        return self
+
+
 class DatasetSection(_Section):
     name: str = "GEM/viggo"
     data_dir: str | None = None
-    task: Literal["data_to_text", "text_to_mr"] = "data_to_text"
+    task: Literal["data_to_text", "text_to_mr", "text_to_text"] = "data_to_text"
     system_prompt: str | None = None
     max_train_samples: int | None = Field(None, gt=0)
     max_validation_samples: int | None = Field(None, gt=0)
     # Safety cap only; batches are padded dynamically to their longest row.
     max_length: int = Field(512, gt=8)
+    # None = the GEM ViGGO names for the task (input/target for text_to_text).
+    columns: ColumnMap | None = None
+    # None = every split must exist; otherwise missing validation/test come out of train.
+    split_ratio: SplitRatio | None = None
+    # Rows with an empty input/target or an unparsable ViGGO MR are skipped and reported;
+    # more than this fraction of a split means the wrong file or column, so the run stops.
+    max_malformed_fraction: float = Field(0.01, ge=0.0, le=1.0)
 
 
 class TrainingSection(_Section):
@@ -115,6 +156,17 @@ class PipelineConfig(_Section):
             )
         return v
 
+    @model_validator(mode="after")
+    def _metric_exists_for_task(self) -> PipelineConfig:
+        # Otherwise the mismatch surfaces only in the promote step, after all the training.
+        valid = TASK_METRICS[self.dataset.task]
+        if self.promotion.metric not in valid:
+            raise ValueError(
+                f"promotion.metric {self.promotion.metric!r} is not computed for task "
+                f"{self.dataset.task!r}; valid: {', '.join(valid)}"
+            )
+        return self
+
     def to_json(self) -> str:
         return self.model_dump_json()
 
@@ -142,15 +194,22 @@ PROMOTION_METRICS = {
     "slot_f1": "max",
     "act_accuracy": "max",
 }
+_ROUGE = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+TASK_METRICS = {
+    "data_to_text": (*_ROUGE, "bleu", "ser"),
+    "text_to_mr": (*_ROUGE, "exact_match", "slot_f1", "act_accuracy"),
+    "text_to_text": (*_ROUGE, "bleu"),
+}
 
 
 def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     keys = []
     for name, field in model.model_fields.items():
         keys.append(prefix + name)
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            keys.extend(_known_keys(ann, prefix + name + "."))
+        # Optional sections (`ColumnMap | None`) have their keys too.
+        for ann in (field.annotation, *get_args(field.annotation)):
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                keys.extend(_known_keys(ann, prefix + name + "."))
     return keys
 
 
@@ -163,6 +222,10 @@ def _format_error(err: ValidationError, source: str) -> str:
             close = difflib.get_close_matches(key, valid, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             lines.append(f"unknown key {key!r}{hint}")
+        elif e["type"] == "value_error":
+            # Our own validators already say what they got and what is valid.
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"{key}: {msg}" if key else msg)
         else:
             got = e.get("input")
             lines.append(f"{key}: {e['msg']} (got {got!r})")
