@@ -74,22 +74,19 @@ def load_run_config(args: argparse.Namespace) -> Any:
 
 def preflight(cfg: Any) -> None:
     """Fail before any step runs (and before a model version exists) on fixable problems."""
-    from utils.data import SPLITS, find_split_file
+    from utils.data import load_task_splits
     from utils.hub import hub_reachable
-    from utils.models import resolve_model_path
+    from utils.models import check_model_folder, resolve_model_path
 
-    if cfg.dataset.data_dir:
-        data_dir = Path(cfg.dataset.data_dir)
-        if not data_dir.is_dir():
-            raise UserError(f"data dir not found: {data_dir}")
-        for split in SPLITS:
-            find_split_file(data_dir, split)
-    elif not hub_reachable():
+    if not cfg.dataset.data_dir and not hub_reachable():
         raise UserError(
             f"the Hugging Face hub is unreachable, so dataset {cfg.dataset.name!r} cannot be "
             "downloaded: pass --data-dir PATH (e.g. --data-dir ../shared/data/viggo)"
         )
-    resolve_model_path(cfg.model.base_model_id)
+    # Every row, as prepare_data will read it (~1 s for ViGGO): missing splits or columns and
+    # malformed rows stop the run here, not in a step after a model version exists.
+    load_task_splits(cfg.dataset)
+    check_model_folder(resolve_model_path(cfg.model.base_model_id), cfg.model.allow_pickle_weights)
 
 
 def cmd_run(argv: list[str]) -> int:
@@ -131,7 +128,9 @@ def score_parser() -> argparse.ArgumentParser:
         prog="run.py score",
         description="Score any system's outputs; prints the metrics as one JSON object.",
     )
-    p.add_argument("--task", choices=["data_to_text", "text_to_mr"], default="data_to_text")
+    p.add_argument(
+        "--task", choices=["data_to_text", "text_to_mr", "text_to_text"], default="data_to_text"
+    )
     p.add_argument(
         "--predictions",
         type=Path,
@@ -314,8 +313,14 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, ConfigError, DataError, ModelLoadError) as e:
         if debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        # One line, whatever the message: scripts and people read the last line.
+        print("error: " + " ".join(str(e).split("\n")), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

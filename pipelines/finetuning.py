@@ -27,6 +27,7 @@ def llm_lora_finetuning(config: dict[str, Any]) -> None:
         "quantization": m.quantization,
         "dtype": m.dtype,
         "trust_remote_code": m.trust_remote_code,
+        "allow_pickle_weights": m.allow_pickle_weights,
         "evaluation": cfg.evaluation.model_dump(),
     }
     dataset = prepare_data(

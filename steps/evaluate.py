@@ -20,6 +20,7 @@ def evaluate(
     trust_remote_code: bool = False,
     adapter: Path | None = None,
     baseline_predictions: list[dict[str, Any]] | None = None,
+    allow_pickle_weights: bool = False,
 ) -> tuple[
     Annotated[dict[str, Any], ArtifactConfig(name="{stage}_metrics")],
     Annotated[list[dict[str, Any]], ArtifactConfig(name="{stage}_predictions")],
@@ -41,9 +42,10 @@ def evaluate(
         dtype,
         trust_remote_code,
         desc=f"evaluate {stage}",
+        allow_pickle_weights=allow_pickle_weights,
     )
     report = predictions_report_html(
-        task, records, metrics, f"ViGGO {task}: {stage} model", baseline_predictions
+        task, records, metrics, f"{task}: {stage} model", baseline_predictions
     )
     # A literal tuple: ZenML reads multiple outputs from the return statement's shape.
     return metrics, records, HTMLString(report)

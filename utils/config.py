@@ -32,7 +32,10 @@ class ConfigError(ValueError):
 
 class _Section(BaseModel):
     # Unknown keys are typos far more often than intent: reject them.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+    # NaN/inf pass `gt`/`ge` bounds unnoticed (inf > 0) and poison training: reject them.
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, protected_namespaces=(), allow_inf_nan=False
+    )
 
 
 class ModelSection(_Section):
@@ -43,6 +46,9 @@ class ModelSection(_Section):
     trust_remote_code: bool = False
     license: str = "apache-2.0"
     description: str = "LoRA adapter finetuned on ViGGO."
+    # Pickle weights (.bin/.pt) can run code when loaded; only safetensors load unless this
+    # says the folder is trusted.
+    allow_pickle_weights: bool = False
 
 
 class LoraSection(_Section):
@@ -268,7 +274,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read config file {path}: {e}") from e
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise ConfigError(f"config file {path} is not valid YAML: {problem}{where}") from e
     if data is None:
         return {}
     if not isinstance(data, dict):

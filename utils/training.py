@@ -109,7 +109,12 @@ def train_lora(cfg: PipelineConfig, dataset_dir: Path, output_dir: Path) -> dict
     path = resolve_model_path(cfg.model.base_model_id)
     tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)
     model = load_model(
-        path, cfg.model.quantization, cfg.model.dtype, device, cfg.model.trust_remote_code
+        path,
+        cfg.model.quantization,
+        cfg.model.dtype,
+        device,
+        cfg.model.trust_remote_code,
+        cfg.model.allow_pickle_weights,
     )
     model = apply_lora(model, cfg)
     train_rows = read_jsonl(dataset_dir / "train.jsonl")
