@@ -53,6 +53,13 @@ def run_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="validate the config, print it resolved, run nothing"
     )
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
+    # Reliability (resume). A matching checkpoint is resumed anyway (training.resume=auto);
+    # --resume makes it a requirement, so a typo'd config cannot silently start over.
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted finetune of this config; error if it has no checkpoint",
+    )
     return p
 
 
@@ -60,6 +67,8 @@ def load_run_config(args: argparse.Namespace) -> Any:
     from utils.config import load_config
 
     overrides = list(args.overrides)
+    if args.resume:
+        overrides.append("training.resume=always")
     if args.num_processes is not None:
         overrides.append(f"accelerate.num_processes={args.num_processes}")
     elif args.accelerate:
@@ -74,6 +83,7 @@ def load_run_config(args: argparse.Namespace) -> Any:
 
 def preflight(cfg: Any) -> None:
     """Fail before any step runs (and before a model version exists) on fixable problems."""
+    from utils.checkpoints import check_resume, checkpoint_step
     from utils.data import load_task_splits
     from utils.hub import hub_reachable
     from utils.models import check_model_folder, resolve_model_path
@@ -87,6 +97,9 @@ def preflight(cfg: Any) -> None:
     # malformed rows stop the run here, not in a step after a model version exists.
     load_task_splits(cfg.dataset)
     check_model_folder(resolve_model_path(cfg.model.base_model_id), cfg.model.allow_pickle_weights)
+    checkpoint = check_resume(cfg)
+    if checkpoint is not None:
+        logger.info("finetune resumes from step %d (%s)", checkpoint_step(checkpoint), checkpoint)
 
 
 def cmd_run(argv: list[str]) -> int:
@@ -304,13 +317,14 @@ def main(argv: list[str] | None = None) -> int:
     if debug:
         os.environ.setdefault("ZENML_LOGGING_VERBOSITY", "DEBUG")
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
+    from utils.checkpoints import CheckpointError
     from utils.config import ConfigError
     from utils.data import DataError
     from utils.models import ModelLoadError
 
     try:
         return COMMANDS[command](argv)
-    except (UserError, ConfigError, DataError, ModelLoadError) as e:
+    except (UserError, ConfigError, DataError, ModelLoadError, CheckpointError) as e:
         if debug:
             raise
         # One line, whatever the message: scripts and people read the last line.
@@ -319,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if debug:
             raise
-        print("interrupted", file=sys.stderr)
+        # Checkpoints written so far stay; the same command continues from the last one.
+        print("interrupted: run the same command again to resume training", file=sys.stderr)
         return 130
 
 

@@ -75,4 +75,14 @@ def model_for(cfg: PipelineConfig) -> Model:
 
 
 def build_pipeline(cfg: PipelineConfig) -> Any:
-    return llm_lora_finetuning.with_options(model=model_for(cfg), enable_cache=cfg.enable_cache)
+    return llm_lora_finetuning.with_options(
+        model=model_for(cfg), enable_cache=cfg.enable_cache, steps=resume_step_options(cfg)
+    )
+
+
+def resume_step_options(cfg: PipelineConfig) -> dict[str, Any]:
+    """An interrupted finetune of this config left a checkpoint: run the step (and resume),
+    rather than serve an older completed finetune from the cache and leave it behind."""
+    from utils.checkpoints import pending_checkpoint
+
+    return {"finetune": {"enable_cache": False}} if pending_checkpoint(cfg) else {}

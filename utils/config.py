@@ -119,6 +119,15 @@ class TrainingSection(_Section):
     gradient_checkpointing: bool = False
     group_by_length: bool = True
     seed: int = 42
+    # Checkpoint (adapter + optimizer + scheduler + RNG) every N optimizer steps into a
+    # folder keyed by this config, so a killed run loses at most N steps. None = never.
+    save_steps: int | None = Field(10, gt=0)
+    # auto: continue from a matching checkpoint when one exists; always: fail if none
+    # (what `run.py --resume` sets); never: delete matching checkpoints and start over.
+    resume: Literal["auto", "always", "never"] = "auto"
+    # Root of the per-config checkpoint folders (default: $LORA_CHECKPOINT_DIR, else
+    # ~/.cache/viggo-lora/checkpoints).
+    checkpoint_dir: str | None = None
 
 
 class AccelerateSection(_Section):

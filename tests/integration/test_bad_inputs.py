@@ -144,6 +144,8 @@ CASES: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
         lambda name: name != "config.json"))), "has no config.json"),
     ("pickle-only-model", lambda c: _set(f"model.base_model_id={_pickle_only(c)}"),
      "or set model.allow_pickle_weights: true"),
+    ("resume-without-checkpoint", lambda c: ["--resume"],
+     "training.resume=always (--resume) but there is no complete checkpoint for this config"),
     ("unknown-flag", lambda c: ["--lerning-rate", "1"], "unrecognized arguments: --lerning-rate"),
 ]  # fmt: skip
 
