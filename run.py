@@ -65,6 +65,13 @@ def run_parser() -> argparse.ArgumentParser:
         help="create an interval schedule (90s, 30m, 6h, 1d) starting now",
     )
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
+    # Reliability (resume). A matching checkpoint is resumed anyway (training.resume=auto);
+    # --resume makes it a requirement, so a typo'd config cannot silently start over.
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted finetune of this config; error if it has no checkpoint",
+    )
     return p
 
 
@@ -72,6 +79,8 @@ def load_run_config(args: argparse.Namespace) -> Any:
     from utils.config import load_config
 
     overrides = list(args.overrides)
+    if args.resume:
+        overrides.append("training.resume=always")
     if args.num_processes is not None:
         overrides.append(f"accelerate.num_processes={args.num_processes}")
     elif args.accelerate:
@@ -123,9 +132,10 @@ def runs_locally() -> bool:
 
 def preflight(cfg: Any) -> None:
     """Fail before any step runs (and before a model version exists) on fixable problems."""
-    from utils.data import SPLITS, find_split_file
+    from utils.checkpoints import check_resume, checkpoint_step
+    from utils.data import load_task_splits
     from utils.hub import hub_reachable
-    from utils.models import resolve_model_path
+    from utils.models import check_model_folder, resolve_model_path
     from utils.secrets import SecretError, check_hf_secret, hf_token
 
     local = runs_locally()
@@ -141,18 +151,18 @@ def preflight(cfg: Any) -> None:
     if not local:
         # Data folders, the hub and the model cache are those of the machines steps run on.
         return
-    if cfg.dataset.data_dir:
-        data_dir = Path(cfg.dataset.data_dir)
-        if not data_dir.is_dir():
-            raise UserError(f"data dir not found: {data_dir}")
-        for split in SPLITS:
-            find_split_file(data_dir, split)
-    elif not hub_reachable():
+    if not cfg.dataset.data_dir and not hub_reachable():
         raise UserError(
             f"the Hugging Face hub is unreachable, so dataset {cfg.dataset.name!r} cannot be "
             "downloaded: pass --data-dir PATH (e.g. --data-dir ../shared/data/viggo)"
         )
-    resolve_model_path(cfg.model.base_model_id)
+    # Every row, as prepare_data will read it (~1 s for ViGGO): missing splits or columns and
+    # malformed rows stop the run here, not in a step after a model version exists.
+    load_task_splits(cfg.dataset)
+    check_model_folder(resolve_model_path(cfg.model.base_model_id), cfg.model.allow_pickle_weights)
+    checkpoint = check_resume(cfg)
+    if checkpoint is not None:
+        logger.info("finetune resumes from step %d (%s)", checkpoint_step(checkpoint), checkpoint)
 
 
 def cmd_run(argv: list[str]) -> int:
@@ -203,7 +213,9 @@ def score_parser() -> argparse.ArgumentParser:
         prog="run.py score",
         description="Score any system's outputs; prints the metrics as one JSON object.",
     )
-    p.add_argument("--task", choices=["data_to_text", "text_to_mr"], default="data_to_text")
+    p.add_argument(
+        "--task", choices=["data_to_text", "text_to_mr", "text_to_text"], default="data_to_text"
+    )
     p.add_argument(
         "--predictions",
         type=Path,
@@ -377,17 +389,25 @@ def main(argv: list[str] | None = None) -> int:
     if debug:
         os.environ.setdefault("ZENML_LOGGING_VERBOSITY", "DEBUG")
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
+    from utils.checkpoints import CheckpointError
     from utils.config import ConfigError
     from utils.data import DataError
     from utils.models import ModelLoadError
 
     try:
         return COMMANDS[command](argv)
-    except (UserError, ConfigError, DataError, ModelLoadError) as e:
+    except (UserError, ConfigError, DataError, ModelLoadError, CheckpointError) as e:
         if debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        # One line, whatever the message: scripts and people read the last line.
+        print("error: " + " ".join(str(e).split("\n")), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        # Checkpoints written so far stay; the same command continues from the last one.
+        print("interrupted: run the same command again to resume training", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ def llm_lora_finetuning(config: dict[str, Any]) -> None:
         "quantization": m.quantization,
         "dtype": m.dtype,
         "trust_remote_code": m.trust_remote_code,
+        "allow_pickle_weights": m.allow_pickle_weights,
         "evaluation": cfg.evaluation.model_dump(),
         "hf_token_secret": m.hf_token_secret,
     }
@@ -79,9 +80,18 @@ def model_for(cfg: PipelineConfig) -> Model:
 
 def build_pipeline(cfg: PipelineConfig, schedule: Schedule | None = None) -> Any:
     """The pipeline with its model, cache policy, `remote:` options and optional schedule."""
+    options = pipeline_options(cfg.remote)
+    steps = options.setdefault("steps", {})
+    for name, extra in resume_step_options(cfg).items():
+        steps[name] = {**steps.get(name, {}), **extra}
     return llm_lora_finetuning.with_options(
-        model=model_for(cfg),
-        enable_cache=cfg.enable_cache,
-        schedule=schedule,
-        **pipeline_options(cfg.remote),
+        model=model_for(cfg), enable_cache=cfg.enable_cache, schedule=schedule, **options
     )
+
+
+def resume_step_options(cfg: PipelineConfig) -> dict[str, Any]:
+    """An interrupted finetune of this config left a checkpoint: run the step (and resume),
+    rather than serve an older completed finetune from the cache and leave it behind."""
+    from utils.checkpoints import pending_checkpoint
+
+    return {"finetune": {"enable_cache": False}} if pending_checkpoint(cfg) else {}

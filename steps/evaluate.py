@@ -22,6 +22,7 @@ def evaluate(
     adapter: Path | None = None,
     baseline_predictions: list[dict[str, Any]] | None = None,
     hf_token_secret: str | None = None,
+    allow_pickle_weights: bool = False,
 ) -> tuple[
     Annotated[dict[str, Any], ArtifactConfig(name="{stage}_metrics")],
     Annotated[list[dict[str, Any]], ArtifactConfig(name="{stage}_predictions")],
@@ -44,9 +45,10 @@ def evaluate(
         trust_remote_code,
         desc=f"evaluate {stage}",
         token=hf_token(hf_token_secret),
+        allow_pickle_weights=allow_pickle_weights,
     )
     report = predictions_report_html(
-        task, records, metrics, f"ViGGO {task}: {stage} model", baseline_predictions
+        task, records, metrics, f"{task}: {stage} model", baseline_predictions
     )
     # A literal tuple: ZenML reads multiple outputs from the return statement's shape.
     return metrics, records, HTMLString(report)

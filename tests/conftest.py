@@ -68,6 +68,8 @@ def zenml_env(tmp_path: Path, zenml_template: Path, monkeypatch: pytest.MonkeyPa
     settings = config / "config.yaml"
     settings.write_text(settings.read_text().replace(str(zenml_template), str(config)))
     monkeypatch.setenv("ZENML_CONFIG_PATH", str(config))
+    # Checkpoints are keyed by config, not run: tests must not resume each other's.
+    monkeypatch.setenv("LORA_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
     monkeypatch.chdir(tmp_path)
     _reset_zenml()
     from zenml.client import Client

@@ -20,6 +20,12 @@ def in_zenml_step() -> bool:
         return False
 
 
+def _entry(step: int, logs: dict[str, Any]) -> dict[str, float]:
+    entry = {"step": int(step)}
+    entry.update({k: float(v) for k, v in logs.items() if isinstance(v, int | float)})
+    return entry
+
+
 class ZenMLCallback(TrainerCallback):
     """Keeps every train/eval log line; logs them as step metadata when a step context exists.
 
@@ -34,9 +40,12 @@ class ZenMLCallback(TrainerCallback):
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any):
         if not state.is_world_process_zero or not logs:
             return
-        entry = {"step": int(state.global_step)}
-        entry.update({k: float(v) for k, v in logs.items() if isinstance(v, int | float)})
-        self.history.append(entry)
+        self.history.append(_entry(state.global_step, logs))
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any):
+        # A resumed run starts from the checkpoint's log history: keep the whole curve.
+        if state.is_world_process_zero and not self.history:
+            self.history = [_entry(e.get("step", 0), e) for e in state.log_history]
 
     def losses(self) -> dict[str, list[list[float]]]:
         """`{"train_loss": [[step, value], ...], "eval_loss": [...]}` for plots and metadata."""

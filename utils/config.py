@@ -10,12 +10,20 @@ import difflib
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-TASKS = ("data_to_text", "text_to_mr")
+# text_to_text: any local or hub dataset (ROUGE/BLEU only; no ViGGO MR checks or SER).
+TASKS = ("data_to_text", "text_to_mr", "text_to_text")
 QUANTIZATIONS = ("none", "4bit", "8bit")
 
 
@@ -25,7 +33,10 @@ class ConfigError(ValueError):
 
 class _Section(BaseModel):
     # Unknown keys are typos far more often than intent: reject them.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+    # NaN/inf pass `gt`/`ge` bounds unnoticed (inf > 0) and poison training: reject them.
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, protected_namespaces=(), allow_inf_nan=False
+    )
 
 
 class ModelSection(_Section):
@@ -40,6 +51,9 @@ class ModelSection(_Section):
     # HF_TOKEN environment variable wins). Never the token itself: the config is stored as
     # metadata and step parameters.
     hf_token_secret: str | None = Field(None, min_length=1)
+    # Pickle weights (.bin/.pt) can run code when loaded; only safetensors load unless this
+    # says the folder is trusted.
+    allow_pickle_weights: bool = False
 
 
 class LoraSection(_Section):
@@ -53,15 +67,48 @@ class LoraSection(_Section):
     last_n_layers: int | None = Field(None, gt=0)
 
 
+class ColumnMap(_Section):
+    """Which source columns hold the model's input, its target and (optionally) a list of
+    extra references for evaluation."""
+
+    input: str = Field(min_length=1)
+    target: str = Field(min_length=1)
+    references: str | None = Field(None, min_length=1)
+
+
+class SplitRatio(_Section):
+    """Fractions of the train split carved out (seeded) for splits the source lacks."""
+
+    validation: float = Field(0.1, ge=0.0, lt=1.0)
+    test: float = Field(0.1, ge=0.0, lt=1.0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _train_keeps_rows(self) -> SplitRatio:
+        if self.validation + self.test >= 1.0:
+            raise ValueError(
+                f"validation + test must be below 1 so train keeps rows "
+                f"(got {self.validation} + {self.test})"
+            )
+        return self
+
+
 class DatasetSection(_Section):
     name: str = "GEM/viggo"
     data_dir: str | None = None
-    task: Literal["data_to_text", "text_to_mr"] = "data_to_text"
+    task: Literal["data_to_text", "text_to_mr", "text_to_text"] = "data_to_text"
     system_prompt: str | None = None
     max_train_samples: int | None = Field(None, gt=0)
     max_validation_samples: int | None = Field(None, gt=0)
     # Safety cap only; batches are padded dynamically to their longest row.
     max_length: int = Field(512, gt=8)
+    # None = the GEM ViGGO names for the task (input/target for text_to_text).
+    columns: ColumnMap | None = None
+    # None = every split must exist; otherwise missing validation/test come out of train.
+    split_ratio: SplitRatio | None = None
+    # Rows with an empty input/target or an unparsable ViGGO MR are skipped and reported;
+    # more than this fraction of a split means the wrong file or column, so the run stops.
+    max_malformed_fraction: float = Field(0.01, ge=0.0, le=1.0)
 
 
 class TrainingSection(_Section):
@@ -80,6 +127,15 @@ class TrainingSection(_Section):
     # flash attention on a GPU; on a CPU, length-grouped padded batches waste less.
     packing: bool = False
     seed: int = 42
+    # Checkpoint (adapter + optimizer + scheduler + RNG) every N optimizer steps into a
+    # folder keyed by this config, so a killed run loses at most N steps. None = never.
+    save_steps: int | None = Field(10, gt=0)
+    # auto: continue from a matching checkpoint when one exists; always: fail if none
+    # (what `run.py --resume` sets); never: delete matching checkpoints and start over.
+    resume: Literal["auto", "always", "never"] = "auto"
+    # Root of the per-config checkpoint folders (default: $LORA_CHECKPOINT_DIR, else
+    # ~/.cache/viggo-lora/checkpoints).
+    checkpoint_dir: str | None = None
 
 
 class AccelerateSection(_Section):
@@ -210,6 +266,17 @@ class PipelineConfig(_Section):
             )
         return v
 
+    @model_validator(mode="after")
+    def _metric_exists_for_task(self) -> PipelineConfig:
+        # Otherwise the mismatch surfaces only in the promote step, after all the training.
+        valid = TASK_METRICS[self.dataset.task]
+        if self.promotion.metric not in valid:
+            raise ValueError(
+                f"promotion.metric {self.promotion.metric!r} is not computed for task "
+                f"{self.dataset.task!r}; valid: {', '.join(valid)}"
+            )
+        return self
+
     def to_json(self) -> str:
         return self.model_dump_json()
 
@@ -237,15 +304,22 @@ PROMOTION_METRICS = {
     "slot_f1": "max",
     "act_accuracy": "max",
 }
+_ROUGE = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+TASK_METRICS = {
+    "data_to_text": (*_ROUGE, "bleu", "ser"),
+    "text_to_mr": (*_ROUGE, "exact_match", "slot_f1", "act_accuracy"),
+    "text_to_text": (*_ROUGE, "bleu"),
+}
 
 
 def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     keys = []
     for name, field in model.model_fields.items():
         keys.append(prefix + name)
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            keys.extend(_known_keys(ann, prefix + name + "."))
+        # Optional sections (`ColumnMap | None`) have their keys too.
+        for ann in (field.annotation, *get_args(field.annotation)):
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                keys.extend(_known_keys(ann, prefix + name + "."))
     return keys
 
 
@@ -263,6 +337,10 @@ def _format_error(err: ValidationError, source: str) -> str:
             )
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             lines.append(f"unknown key {key!r}{hint}")
+        elif e["type"] == "value_error":
+            # Our own validators already say what they got and what is valid.
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"{key}: {msg}" if key else msg)
         else:
             got = e.get("input")
             lines.append(f"{key}: {e['msg']} (got {got!r})")
@@ -305,7 +383,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read config file {path}: {e}") from e
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise ConfigError(f"config file {path} is not valid YAML: {problem}{where}") from e
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.config import DatasetSection
-from utils.data import SPLITS, load_splits, write_jsonl
+from utils.data import SPLITS, load_task_splits, write_jsonl
 from utils.prompts import IGNORE_INDEX, build_prompt, encode_example, system_prompt_for
 
 
@@ -48,10 +48,12 @@ def prepare_dataset(
     cfg: DatasetSection, tokenizer: Any, out_dir: Path, seed: int = 0
 ) -> dict[str, Any]:
     """Write the prepared splits to `out_dir`; return metadata (sizes, lengths, samples)."""
-    splits = load_splits(cfg.name, cfg.data_dir, cfg.task)
+    loaded = load_task_splits(cfg)
+    splits = {split: rows.rows for split, rows in loaded.items()}
     system = system_prompt_for(cfg.task, cfg.system_prompt)
     limits = {"train": cfg.max_train_samples, "validation": cfg.max_validation_samples}
     meta: dict[str, Any] = {"split_sizes": {}, "token_lengths": {}, "task": cfg.task}
+    meta["malformed_rows"] = {split: len(rows.skipped) for split, rows in loaded.items()}
     out_dir.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
         rows = _sample(splits[split], limits.get(split), seed)

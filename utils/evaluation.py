@@ -36,13 +36,22 @@ def load_for_eval(
     dtype: str,
     trust_remote_code: bool,
     token: str | None = None,
+    allow_pickle_weights: bool = False,
 ) -> tuple[Any, Any]:
     path = resolve_model_path(base_model_id)
     # The adapter folder carries the tokenizer it was trained with.
     tokenizer = load_tokenizer(
         str(adapter_dir or path), trust_remote_code, padding_side="left", token=token
     )
-    model = load_model(path, quantization, dtype, default_device(), trust_remote_code, token)
+    model = load_model(
+        path,
+        quantization,
+        dtype,
+        default_device(),
+        trust_remote_code,
+        token=token,
+        allow_pickle_weights=allow_pickle_weights,
+    )
     if adapter_dir is not None:
         from peft import PeftModel
 
@@ -64,10 +73,17 @@ def evaluate_on_split(
     trust_remote_code: bool = False,
     desc: str = "evaluate",
     token: str | None = None,
+    allow_pickle_weights: bool = False,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     rows = select_rows(read_jsonl(dataset_dir / f"{cfg.split}.jsonl"), cfg.max_samples)
     model, tokenizer = load_for_eval(
-        base_model_id, adapter_dir, quantization, dtype, trust_remote_code, token
+        base_model_id,
+        adapter_dir,
+        quantization,
+        dtype,
+        trust_remote_code,
+        token=token,
+        allow_pickle_weights=allow_pickle_weights,
     )
     max_new = cfg.max_new_tokens or max_new_tokens_for(
         tokenizer, [ref for r in rows for ref in r["references"]]

@@ -1,10 +1,13 @@
-"""Offline evaluation metrics for the two ViGGO tasks (no network, no torch, no ZenML).
+"""Offline evaluation metrics for the two ViGGO tasks and generic text pairs (no network,
+no torch, no ZenML).
 
 * ``data_to_text``: MR -> sentence. ROUGE, BLEU and the slot error rate (SER, see
   ``utils.viggo``), both per row (each row scored against its own reference) and
   multi-reference (each distinct MR scored once against all references it has).
 * ``text_to_mr``: sentence -> MR. Exact match of parsed MRs, dialogue-act accuracy, micro
   slot precision/recall/F1 and the parse rate, plus ROUGE on the raw strings.
+* ``text_to_text``: any input -> any target (a user's own dataset). ROUGE and BLEU, per row
+  and multi-reference (rows sharing an input); nothing assumes a ViGGO MR.
 
 All figures are floats in [0, 1] except the ``num_*`` counts. ROUGE follows HF
 ``evaluate``: F-measure, Porter stemmer, mean over rows, best reference per row.
@@ -30,7 +33,7 @@ from utils.viggo import (
     try_parse_mr,
 )
 
-TASKS: tuple[str, ...] = ("data_to_text", "text_to_mr")
+TASKS: tuple[str, ...] = ("data_to_text", "text_to_mr", "text_to_text")
 ROUGE_KEYS: tuple[str, ...] = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
 # Sentence ends for rougeLsum, which expects one sentence per line (evaluate users run
@@ -162,6 +165,28 @@ def data_to_text_metrics(
     return out
 
 
+def text_to_text_metrics(
+    inputs: Sequence[str], predictions: Sequence[str], references: Sequence[str]
+) -> dict[str, float]:
+    """Per-row and multi-reference ROUGE/BLEU; rows with the same input form one group."""
+    n = _check_lengths(inputs=inputs, predictions=predictions, references=references)
+    out: dict[str, float] = {"num_rows": n}
+    out.update(rouge(predictions, references))
+    out["bleu"] = bleu(predictions, references)
+    groups: dict[str, tuple[int, list[str]]] = {}
+    for i, (text, ref) in enumerate(zip(inputs, references, strict=True)):
+        _, refs = groups.setdefault(text.strip(), (i, []))
+        if ref not in refs:
+            refs.append(ref)
+    group_preds = [predictions[first] for first, _ in groups.values()]
+    group_refs = [refs for _, refs in groups.values()]
+    for key, value in rouge(group_preds, group_refs).items():
+        out[f"multiref_{key}"] = value
+    out["multiref_bleu"] = bleu(group_preds, group_refs)
+    out["num_distinct_inputs"] = len(groups)
+    return out
+
+
 def _pair_counts(
     predicted: MeaningRepresentation | None, reference: MeaningRepresentation
 ) -> tuple[int, int, int]:
@@ -228,7 +253,7 @@ def per_row_scores(
                 wrong=counts.wrong,
                 hallucinated=counts.hallucinated,
             )
-        else:
+        elif task == "text_to_mr":
             gold, guess = parse_mr(refs[0]), try_parse_mr(pred)
             row.update(
                 parsed=guess is not None,
@@ -247,8 +272,10 @@ def _check_task(task: str) -> None:
 def compute_metrics(
     task: str, inputs: Sequence[str], predictions: Sequence[str], references: Sequence[str]
 ) -> dict[str, float]:
-    """Metrics for ``task`` ("data_to_text" or "text_to_mr")."""
+    """Metrics for ``task`` (one of TASKS)."""
     _check_task(task)
     if task == "data_to_text":
         return data_to_text_metrics(inputs, predictions, references)
+    if task == "text_to_text":
+        return text_to_text_metrics(inputs, predictions, references)
     return text_to_mr_metrics(inputs, predictions, references)

@@ -24,7 +24,13 @@ TEXT_TO_MR_SYSTEM = (
     "release_year, exp_release_date, developer, genres, player_perspective, platforms, esrb, "
     "rating, has_multiplayer, available_on_steam, has_linux_release, has_mac_release, specifier."
 )
-SYSTEM_PROMPTS = {"data_to_text": DATA_TO_TEXT_SYSTEM, "text_to_mr": TEXT_TO_MR_SYSTEM}
+# Own datasets (text_to_text) usually want their own `dataset.system_prompt`; this is neutral.
+TEXT_TO_TEXT_SYSTEM = "Answer the input."
+SYSTEM_PROMPTS = {
+    "data_to_text": DATA_TO_TEXT_SYSTEM,
+    "text_to_mr": TEXT_TO_MR_SYSTEM,
+    "text_to_text": TEXT_TO_TEXT_SYSTEM,
+}
 # Used for tokenizers without a chat template (base models).
 PLAIN_TEMPLATE = "{system}\n\n### Input:\n{input}\n\n### Output:\n"
 

@@ -17,6 +17,7 @@ from utils.metrics import per_row_scores
 _SUMMARY_KEYS: dict[str, tuple[str, ...]] = {
     "data_to_text": ("rouge1", "rouge2", "rougeL", "rougeLsum", "bleu", "ser"),
     "text_to_mr": ("exact_match", "slot_f1", "rouge1", "rouge2", "rougeL", "rougeLsum"),
+    "text_to_text": ("rouge1", "rouge2", "rougeL", "rougeLsum", "bleu"),
 }
 _LOWER_IS_BETTER = {"ser", "multiref_ser"}
 
@@ -35,18 +36,21 @@ _ROW_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("slot_f1", "slot F1", "score"),
         ("rougeL", "ROUGE-L", "score"),
     ),
+    "text_to_text": (("rougeL", "ROUGE-L", "score"),),
 }
 
 # Worst first: the rows a reader should look at are the ones the model got most wrong.
 _WORST_FIRST: dict[str, Callable[[dict[str, Any]], tuple[float, ...]]] = {
     "data_to_text": lambda s: (-s["ser"], s["rougeL"], s["index"]),
     "text_to_mr": lambda s: (s["slot_f1"], s["rougeL"], s["index"]),
+    "text_to_text": lambda s: (s["rougeL"], s["index"]),
 }
 
 # Which text columns hold MRs (monospace) for each task: (input, reference/prediction).
 _MR_CELLS: dict[str, tuple[bool, bool]] = {
     "data_to_text": (True, False),
     "text_to_mr": (False, True),
+    "text_to_text": (False, False),
 }
 
 _CSS = """
@@ -216,8 +220,11 @@ def predictions_report_html(
         )
 
     left_out = len(ranked) - len(shown)
-    order = "highest SER first" if task == "data_to_text" else "lowest slot F1 first"
-    note = f"{len(rows)} rows, worst first ({order}, then lowest ROUGE-L)."
+    order = {
+        "data_to_text": "highest SER first, then lowest ROUGE-L",
+        "text_to_mr": "lowest slot F1 first, then lowest ROUGE-L",
+    }.get(task, "lowest ROUGE-L first")
+    note = f"{len(rows)} rows, worst first ({order})."
     if baseline_rows is not None:
         note += " Ranked by the finetuned prediction."
     if left_out:

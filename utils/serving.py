@@ -55,6 +55,7 @@ def load_adapter_model(mv: Any, merge: bool) -> tuple[Any, Any, PipelineConfig]:
         cfg.model.dtype,
         trust_remote_code=cfg.model.trust_remote_code,
         token=hf_token(cfg.model.hf_token_secret),
+        allow_pickle_weights=cfg.model.allow_pickle_weights,
     )
     model = PeftModel.from_pretrained(base, str(adapter))
     return (model.merge_and_unload() if merge else model), tokenizer, cfg

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from utils.callbacks import ZenMLCallback
+from utils.checkpoints import clear_checkpoints, plan_resume, trainer_checkpoint_arguments
 from utils.config import PipelineConfig
 from utils.data import read_jsonl
 from utils.distributed import gather_from_ranks, trainable_digest
@@ -87,7 +88,7 @@ def training_arguments(cfg: PipelineConfig, output_dir: Path, device: str, has_e
         logging_first_step=True,
         eval_strategy="steps" if has_eval else "no",
         eval_steps=t.eval_steps or t.max_steps,
-        save_strategy="no",
+        **trainer_checkpoint_arguments(t),
         report_to="none",
         seed=t.seed,
         bf16=dtype == torch.bfloat16 and cfg.model.quantization == "none",
@@ -110,24 +111,36 @@ def train_lora(cfg: PipelineConfig, dataset_dir: Path, output_dir: Path) -> dict
     """Train a LoRA adapter; the main process saves it (with tokenizer) to `output_dir`.
 
     Returns a summary (losses, steps, tokens, runtime, world size) that callers log to ZenML.
+    Checkpoints go to a folder keyed by the config (utils/checkpoints.py); a matching one is
+    resumed (`resumed_from_step`, 0 = from scratch) and the folder is deleted on success.
     """
-    from transformers import Trainer
+    from transformers import Trainer, set_seed
 
+    # LoRA's A matrices are drawn before the Trainer seeds anything: without this, two runs
+    # of one config start from different adapters (and a resumed run cannot match).
+    set_seed(cfg.training.seed)
     device = default_device()
     path = resolve_model_path(cfg.model.base_model_id)
     token = hf_token(cfg.model.hf_token_secret)
     tokenizer = load_tokenizer(path, cfg.model.trust_remote_code, token=token)
     model = load_model(
-        path, cfg.model.quantization, cfg.model.dtype, device, cfg.model.trust_remote_code, token
+        path,
+        cfg.model.quantization,
+        cfg.model.dtype,
+        device,
+        cfg.model.trust_remote_code,
+        token=token,
+        allow_pickle_weights=cfg.model.allow_pickle_weights,
     )
     model = apply_lora(model, cfg)
     train_rows = read_jsonl(dataset_dir / "train.jsonl")
     eval_file = dataset_dir / "validation.jsonl"
     eval_rows = read_jsonl(eval_file) if eval_file.is_file() else []
     callback = ZenMLCallback()
+    plan = plan_resume(cfg)
     trainer = Trainer(
         model=model,
-        args=training_arguments(cfg, output_dir / "checkpoints", device, bool(eval_rows)),
+        args=training_arguments(cfg, plan.folder, device, bool(eval_rows)),
         train_dataset=_as_dataset(train_rows),
         eval_dataset=_as_dataset(eval_rows) if eval_rows else None,
         data_collator=make_collator(cfg, tokenizer.pad_token_id),
@@ -135,7 +148,9 @@ def train_lora(cfg: PipelineConfig, dataset_dir: Path, output_dir: Path) -> dict
         callbacks=[callback],
     )
     start = time.perf_counter()
-    result = trainer.train()
+    result = trainer.train(
+        resume_from_checkpoint=str(plan.resume_from) if plan.resume_from else None
+    )
     runtime = time.perf_counter() - start
     adapter_dir = output_dir / "adapter"
     is_main = trainer.is_world_process_zero()
@@ -147,6 +162,9 @@ def train_lora(cfg: PipelineConfig, dataset_dir: Path, output_dir: Path) -> dict
     ranks = gather_from_ranks(
         {"digest": trainable_digest(model), "saved": is_main, "steps": trainer.state.global_step}
     )
+    if is_main:
+        # Every rank is past the all_gather above: nobody reads the checkpoints any more.
+        clear_checkpoints(plan.folder)
     losses = callback.losses()
     return {
         "world_size": trainer.args.world_size,
@@ -162,4 +180,5 @@ def train_lora(cfg: PipelineConfig, dataset_dir: Path, output_dir: Path) -> dict
         "rank_weight_digests": [r["digest"] for r in ranks],
         "rank_saved_adapter": [r["saved"] for r in ranks],
         "rank_steps": [int(r["steps"]) for r in ranks],
+        "resumed_from_step": plan.step,
     }

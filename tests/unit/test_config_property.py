@@ -1,0 +1,100 @@
+"""Property: any mapping (random keys, valid keys with wrong-typed values, nesting) either
+validates or raises ConfigError, never another exception."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from pathlib import Path
+
+import yaml
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from utils.config import ConfigError, PipelineConfig, load_config, validate_config
+
+
+def _fields(model: type[BaseModel]) -> dict[str, object]:
+    return dict(model.model_fields)
+
+
+SECTIONS = {
+    name: sorted(field.annotation.model_fields)
+    for name, field in _fields(PipelineConfig).items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+}
+NESTED_KEYS = ["input", "target", "references", "validation", "test", "seed"]
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**6), max_value=10**6)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+    | st.sampled_from(["auto", "none", "4bit", "text_to_text", "rougeL", "cosine", "always"])
+)
+keys = st.text(max_size=12) | st.sampled_from(NESTED_KEYS) | st.integers(-3, 3)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def _section(name: str) -> st.SearchStrategy:
+    fields = PipelineConfig.model_fields[name].annotation.model_fields
+    known = st.sampled_from(SECTIONS[name])
+    # Valid values too, so that a fair share of the generated configs validates.
+    defaults = st.sampled_from([f.default for f in fields.values() if not f.is_required()])
+    return st.dictionaries(known | st.text(max_size=12), values | defaults, max_size=6) | values
+
+
+configs = st.tuples(
+    st.fixed_dictionaries(
+        {}, optional={**{n: _section(n) for n in SECTIONS}, "enable_cache": values}
+    ),
+    st.dictionaries(keys, values, max_size=2),
+).map(lambda parts: {**parts[1], **parts[0]})
+
+PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@PROPERTY
+@given(configs)
+def test_any_mapping_validates_or_raises_config_error(data: dict) -> None:
+    try:
+        cfg = validate_config(data, "(generated)")
+    except ConfigError as e:
+        assert str(e).startswith("invalid config (generated): ")
+        event("rejected")
+        return
+    event("validated")
+    assert PipelineConfig.from_json(cfg.to_json()) == cfg
+
+
+@PROPERTY
+@given(
+    st.lists(
+        st.text(max_size=30)
+        | st.builds(
+            "{}={}".format,
+            st.sampled_from([f"{s}.{k}" for s, ks in SECTIONS.items() for k in ks]),
+            st.text(max_size=15),
+        ),
+        max_size=4,
+    )
+)
+def test_any_set_overrides_validate_or_raise_config_error(overrides: list[str]) -> None:
+    with contextlib.suppress(ConfigError):
+        load_config(None, overrides)
+
+
+@PROPERTY
+@given(configs | values)
+def test_any_yaml_file_validates_or_raises_config_error(data: object) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "c.yaml"
+        path.write_text(yaml.safe_dump(data))
+        with contextlib.suppress(ConfigError):
+            load_config(path)
