@@ -89,6 +89,9 @@ def _project_config(args: argparse.Namespace, variant: str) -> PipelineConfig:
     cfg.training.packing = variant == "project_packed"
     cfg.training.logging_steps = 1
     cfg.training.eval_steps = None
+    # Time optimizer steps only: no checkpoint writes, and never resume an earlier bench.
+    cfg.training.save_steps = None
+    cfg.training.resume = "never"
     return cfg
 
 

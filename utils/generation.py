@@ -246,6 +246,64 @@ class _Batch:
         self.next_token = self.next_token[keep]
 
 
+def _common_prefix(seqs: list[list[int]]) -> list[int]:
+    """The tokens every prompt starts with (chat template + system prompt), leaving each
+    prompt at least one token of its own."""
+    shortest = min(len(s) for s in seqs)
+    n = 0
+    while n < shortest - 1 and all(s[n] == seqs[0][n] for s in seqs):
+        n += 1
+    return seqs[0][:n]
+
+
+class _Prefill:
+    """Runs prompts through the model into a fresh KV cache.
+
+    The prompts' shared prefix is computed once and its KV copied into each new cache, so
+    a refill only runs the part that differs (on ViGGO about half of each prompt). A row's
+    layout is then [prefix][left padding][own tokens]: padding is masked wherever it sits,
+    and positions count only real tokens, so the outputs are those of unpadded prompts.
+    """
+
+    def __init__(self, model: Any, encoded: list[list[int]], pad_id: int, device: Any) -> None:
+        from transformers import DynamicCache
+
+        self.model, self.pad_id, self.device = model, pad_id, device
+        self.prefix = _common_prefix(encoded)
+        self.prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
+        if self.prefix:
+            cache = DynamicCache(config=model.config)
+            model(
+                input_ids=torch.tensor([self.prefix], device=device),
+                cache=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            self.prefix_kv = _cache_tensors(cache)
+
+    def __call__(self, prompts: list[list[int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """(cache, attention mask, greedy next token) for `prompts`."""
+        from transformers import DynamicCache
+
+        n, p = len(prompts), len(self.prefix)
+        ids, own_mask = _left_padded([seq[p:] for seq in prompts], self.pad_id)
+        ids, own_mask = ids.to(self.device), own_mask.to(self.device)
+        cache = DynamicCache(config=self.model.config)
+        for layer, (k, v) in zip(cache.layers, self.prefix_kv, strict=False):
+            layer.update(k.expand(n, -1, -1, -1).contiguous(), v.expand(n, -1, -1, -1).contiguous())
+        mask = torch.cat([own_mask.new_ones((n, p)), own_mask], dim=1)
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)[:, p:]
+        logits = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=position_ids,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits
+        return cache, mask, logits[:, -1].argmax(-1)
+
+
 def _decode_continuous(
     model: Any,
     encoded: list[list[int]],
@@ -255,10 +313,9 @@ def _decode_continuous(
     pad_id: int,
     bar: Any,
 ) -> list[list[int]]:
-    from transformers import DynamicCache
-
     device = next(model.parameters()).device
     stop_ids = torch.tensor(stops, device=device)
+    prefill = _Prefill(model, encoded, pad_id, device)
     # Longest prompts first, so that a refill prefills prompts of similar length together.
     pending = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     out_tokens: list[list[int]] = [[] for _ in encoded]
@@ -269,20 +326,9 @@ def _decode_continuous(
         free = batch_size - len(batch)
         if pending and (free >= refill_at or not len(batch)):
             rows, pending = pending[:free], pending[free:]
-            ids, mask = _left_padded([encoded[i] for i in rows], pad_id)
-            ids, mask = ids.to(device), mask.to(device)
-            cache = DynamicCache(config=model.config)
-            position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-            logits = model(
-                input_ids=ids,
-                attention_mask=mask,
-                position_ids=position_ids,
-                cache=cache,
-                use_cache=True,
-                logits_to_keep=1,
-            ).logits
+            cache, mask, first = prefill([encoded[i] for i in rows])
             fresh = range(len(batch), len(batch) + len(rows))
-            batch.add(cache, mask, rows, logits[:, -1].argmax(-1))
+            batch.add(cache, mask, rows, first)
         else:
             fresh = range(len(batch))
             batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch), 1))], dim=1)

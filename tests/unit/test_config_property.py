@@ -42,11 +42,24 @@ values = st.recursive(
 )
 
 
+def _plain(value: object) -> object:
+    """Defaults as a YAML file would hold them (sub-sections as mappings)."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return value
+
+
 def _section(name: str) -> st.SearchStrategy:
     fields = PipelineConfig.model_fields[name].annotation.model_fields
     known = st.sampled_from(SECTIONS[name])
     # Valid values too, so that a fair share of the generated configs validates.
-    defaults = st.sampled_from([f.default for f in fields.values() if not f.is_required()])
+    defaults = st.sampled_from(
+        [
+            _plain(f.get_default(call_default_factory=True))
+            for f in fields.values()
+            if not f.is_required()
+        ]
+    )
     return st.dictionaries(known | st.text(max_size=12), values | defaults, max_size=6) | values
 
 

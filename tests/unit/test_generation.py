@@ -135,3 +135,12 @@ def test_max_new_tokens_follows_references(tiny) -> None:
     short = max_new_tokens_for(tok, ["Hi."])
     long = max_new_tokens_for(tok, ["word " * 60])
     assert short < 20 < long <= 256
+
+
+def test_common_prefix_leaves_every_prompt_a_token() -> None:
+    from utils.generation import _common_prefix
+
+    assert _common_prefix([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == [1, 2]
+    assert _common_prefix([[1, 2, 3], [1, 2, 3]]) == [1, 2]
+    assert _common_prefix([[7], [7, 8]]) == []
+    assert _common_prefix([[1, 2], [3, 4]]) == []
