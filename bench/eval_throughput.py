@@ -51,10 +51,10 @@ def main() -> None:
         evaluation.batch_size = args.batch_size
     engines = (args.engines or evaluation.engine).split(",")
     with tempfile.TemporaryDirectory() as tmp:
-        # The rows exactly as prepare_data writes them (prompt text included).
+        # The rows exactly as prepare_data writes them (prompt text included; the training
+        # targets size max_new_tokens).
         tokenizer = load_tokenizer(str(args.adapter or resolve_model_path(model_id)))
-        dataset = cfg.dataset.model_copy(update={"max_train_samples": 1})
-        prepare_dataset(dataset, tokenizer, Path(tmp))
+        prepare_dataset(cfg.dataset, tokenizer, Path(tmp))
         for engine in engines:
             evaluation.engine = engine.strip()
             start = time.perf_counter()

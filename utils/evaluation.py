@@ -29,6 +29,17 @@ def select_rows(rows: list[dict[str, Any]], max_samples: int | None) -> list[dic
     return [rows[i] for i in picked]
 
 
+def length_references(dataset_dir: Path, rows: list[dict[str, Any]]) -> list[str]:
+    """Targets that size `max_new_tokens`: the training split's, so the evaluated split's own
+    answers never shape its generation; the evaluated references only without a train split."""
+    train_file = dataset_dir / "train.jsonl"
+    if train_file.is_file():
+        targets = [r["target"] for r in read_jsonl(train_file)]
+        if targets:
+            return targets
+    return [ref for r in rows for ref in r["references"]]
+
+
 def load_for_eval(
     base_model_id: str,
     adapter_dir: Path | None,
@@ -86,7 +97,7 @@ def evaluate_on_split(
         allow_pickle_weights=allow_pickle_weights,
     )
     max_new = cfg.max_new_tokens or max_new_tokens_for(
-        tokenizer, [ref for r in rows for ref in r["references"]]
+        tokenizer, length_references(dataset_dir, rows)
     )
     start = time.perf_counter()
     generations = generate(
