@@ -55,22 +55,6 @@ def newline_token_ids(tokenizer: Any) -> list[int]:
     return [i for i, text in enumerate(texts) if "\n" in text]
 
 
-def generate_batched(
-    model: Any,
-    tokenizer: Any,
-    prompts: list[str],
-    batch_size: int,
-    max_new_tokens: int,
-    desc: str = "generate",
-    engine: str = "continuous",
-    stop_at_newline: bool = False,
-) -> list[str]:
-    """Greedy completions of `prompts`, returned in input order."""
-    return generate(
-        model, tokenizer, prompts, batch_size, max_new_tokens, desc, engine, stop_at_newline
-    ).texts
-
-
 @torch.inference_mode()
 def generate(
     model: Any,

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.config import PipelineConfig
-from utils.generation import generate_batched
+from utils.generation import generate
 from utils.models import load_model, load_tokenizer, resolve_model_path
 from utils.prompts import build_prompt, system_prompt_for
 from utils.secrets import hf_token
@@ -67,7 +67,7 @@ def generate_with_version(
     model, tokenizer, cfg = load_adapter_model(mv, merge=False)
     system = system_prompt_for(cfg.dataset.task, cfg.dataset.system_prompt)
     prompts = [build_prompt(tokenizer, text, system) for text in inputs]
-    return generate_batched(model, tokenizer, prompts, batch_size, max_new_tokens, "generate")
+    return generate(model, tokenizer, prompts, batch_size, max_new_tokens, "generate").texts
 
 
 def export_merged(mv: Any, out_dir: Path) -> Path:

@@ -5,7 +5,6 @@ import torch
 
 from utils.generation import (
     generate,
-    generate_batched,
     max_new_tokens_for,
     newline_token_ids,
     stop_token_ids,
@@ -44,8 +43,8 @@ INPUTS = [
 def test_batched_equals_one_by_one_and_keeps_order(tiny, engine: str) -> None:
     model, tok = tiny
     prompts = [build_prompt(tok, i, "SYS") for i in INPUTS[:4]]
-    batched = generate_batched(model, tok, prompts, 4, 6, engine=engine)
-    single = [generate_batched(model, tok, [p], 1, 6, engine=engine)[0] for p in prompts]
+    batched = generate(model, tok, prompts, 4, 6, engine=engine).texts
+    single = [generate(model, tok, [p], 1, 6, engine=engine).texts[0] for p in prompts]
     assert batched == single
     assert len(set(batched)) > 1  # a random model still gives prompt-dependent outputs
 
@@ -120,7 +119,7 @@ def test_duplicate_prompts_generated_once(tiny, monkeypatch) -> None:
 
     monkeypatch.setattr(model, "generate", counting)
     prompts = [build_prompt(tok, i, "SYS") for i in ["a", "b", "a", "a", "b"]]
-    out = generate_batched(model, tok, prompts, 8, 3, engine="generate")
+    out = generate(model, tok, prompts, 8, 3, engine="generate").texts
     assert calls == [2]
     assert out[0] == out[2] == out[3] and out[1] == out[4]
 
