@@ -18,6 +18,14 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from utils.kv_cache import (
+    cache_tensors,
+    cache_with_prefix,
+    common_prefix,
+    prefix_kv,
+    set_cache_tensors,
+    supports_plain_cache,
+)
 from utils.prompts import encode_prompt
 
 ENGINES = ("continuous", "generate")
@@ -82,7 +90,8 @@ def generate(
     if stop_at_newline:
         stops = sorted(set(stops) | set(newline_token_ids(tokenizer)))
     model.eval()
-    run = _decode_continuous if engine == "continuous" and _splicable(model) else _decode_generate
+    continuous = engine == "continuous" and supports_plain_cache(model)
+    run = _decode_continuous if continuous else _decode_generate
     with tqdm(total=len(unique), desc=desc, unit="rows") as bar:
         tokens = run(model, encoded, batch_size, max_new_tokens, stops, _pad_id(tokenizer), bar)
     texts = []
@@ -152,27 +161,6 @@ def _decode_generate(
     return out_tokens
 
 
-def _splicable(model: Any) -> bool:
-    """The continuous loop splices plain per-layer KV tensors; other caches use `generate`."""
-    from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
-
-    try:
-        layers = DynamicCache(config=model.config).layers
-    except Exception:  # a config the cache cannot read: let `generate` handle the model
-        return False
-    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
-
-
-def _cache_tensors(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    return [(layer.keys, layer.values) for layer in cache.layers]
-
-
-def _set_cache_tensors(cache: Any, tensors: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-    for layer, (k, v) in zip(cache.layers, tensors, strict=True):
-        layer.keys, layer.values = k, v
-
-
 def _left_pad_kv(t: torch.Tensor, length: int) -> torch.Tensor:
     missing = length - t.shape[-2]
     if missing <= 0:
@@ -200,13 +188,11 @@ class _Batch:
         # Both parts are left padded; align them on the right (their newest token).
         length = max(self.mask.shape[1], mask.shape[1])
         merged = []
-        for (k1, v1), (k2, v2) in zip(
-            _cache_tensors(self.cache), _cache_tensors(cache), strict=True
-        ):
+        for (k1, v1), (k2, v2) in zip(cache_tensors(self.cache), cache_tensors(cache), strict=True):
             k = torch.cat([_left_pad_kv(k1, length), _left_pad_kv(k2, length)])
             v = torch.cat([_left_pad_kv(v1, length), _left_pad_kv(v2, length)])
             merged.append((k, v))
-        _set_cache_tensors(self.cache, merged)
+        set_cache_tensors(self.cache, merged)
         self.mask = torch.cat(
             [
                 torch.nn.functional.pad(self.mask, (length - self.mask.shape[1], 0)),
@@ -223,21 +209,11 @@ class _Batch:
         first_col = int(used[0]) if len(used) else mask.shape[1]
         self.mask = mask[:, first_col:]
         kept = [
-            (k[keep, :, first_col:], v[keep, :, first_col:]) for k, v in _cache_tensors(self.cache)
+            (k[keep, :, first_col:], v[keep, :, first_col:]) for k, v in cache_tensors(self.cache)
         ]
-        _set_cache_tensors(self.cache, kept)
+        set_cache_tensors(self.cache, kept)
         self.rows = [self.rows[i] for i in keep.tolist()]
         self.next_token = self.next_token[keep]
-
-
-def _common_prefix(seqs: list[list[int]]) -> list[int]:
-    """The tokens every prompt starts with (chat template + system prompt), leaving each
-    prompt at least one token of its own."""
-    shortest = min(len(s) for s in seqs)
-    n = 0
-    while n < shortest - 1 and all(s[n] == seqs[0][n] for s in seqs):
-        n += 1
-    return seqs[0][:n]
 
 
 class _Prefill:
@@ -250,31 +226,19 @@ class _Prefill:
     """
 
     def __init__(self, model: Any, encoded: list[list[int]], pad_id: int, device: Any) -> None:
-        from transformers import DynamicCache
-
         self.model, self.pad_id, self.device = model, pad_id, device
-        self.prefix = _common_prefix(encoded)
+        self.prefix = common_prefix(encoded)
         self.prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
         if self.prefix:
-            cache = DynamicCache(config=model.config)
-            model(
-                input_ids=torch.tensor([self.prefix], device=device),
-                cache=cache,
-                use_cache=True,
-                logits_to_keep=1,
-            )
-            self.prefix_kv = _cache_tensors(cache)
+            self.prefix_kv = prefix_kv(model, torch.tensor([self.prefix], device=device))
 
     def __call__(self, prompts: list[list[int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
         """(cache, attention mask, greedy next token) for `prompts`."""
-        from transformers import DynamicCache
-
         n, p = len(prompts), len(self.prefix)
         ids, own_mask = _left_padded([seq[p:] for seq in prompts], self.pad_id)
         ids, own_mask = ids.to(self.device), own_mask.to(self.device)
-        cache = DynamicCache(config=self.model.config)
-        for layer, (k, v) in zip(cache.layers, self.prefix_kv, strict=False):
-            layer.update(k.expand(n, -1, -1, -1).contiguous(), v.expand(n, -1, -1, -1).contiguous())
+        # Copied: the decode loop slices and concatenates these rows in place.
+        cache = cache_with_prefix(self.model, self.prefix_kv, n, copy=True)
         mask = torch.cat([own_mask.new_ones((n, p)), own_mask], dim=1)
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)[:, p:]
         logits = self.model(

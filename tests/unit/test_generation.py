@@ -137,9 +137,10 @@ def test_max_new_tokens_follows_references(tiny) -> None:
 
 
 def test_common_prefix_leaves_every_prompt_a_token() -> None:
-    from utils.generation import _common_prefix
+    from utils.kv_cache import common_prefix
 
-    assert _common_prefix([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == [1, 2]
-    assert _common_prefix([[1, 2, 3], [1, 2, 3]]) == [1, 2]
-    assert _common_prefix([[7], [7, 8]]) == []
-    assert _common_prefix([[1, 2], [3, 4]]) == []
+    assert common_prefix([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == [1, 2]
+    assert common_prefix([[1, 2, 3], [1, 2, 3]]) == [1, 2]
+    assert common_prefix([[7], [7, 8]]) == []
+    assert common_prefix([[1, 2], [3, 4]]) == []
+    assert common_prefix([[1, 2, 3, 4], [1, 2, 3, 5]], limit=2) == [1, 2]
