@@ -1,4 +1,5 @@
-"""LoRA finetuning with transformers' Trainer (v5 API) on prompt-masked, dynamically padded rows."""
+"""LoRA finetuning with transformers' Trainer (v5 API) on prompt-masked, dynamically padded rows
+whose shared prompt prefix runs once per batch."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from utils.checkpoints import clear_checkpoints, plan_resume, trainer_checkpoint
 from utils.config import PipelineConfig
 from utils.data import read_jsonl
 from utils.distributed import gather_from_ranks, trainable_digest
+from utils.kv_cache import attach_prefix_cache, supports_plain_cache
 from utils.models import (
     default_device,
     load_model,
@@ -63,10 +65,65 @@ def apply_lora(model: Any, cfg: PipelineConfig) -> Any:
     return get_peft_model(model, lora)
 
 
-def make_collator(cfg: PipelineConfig, pad_token_id: int) -> Any:
+def make_collator(cfg: PipelineConfig, pad_token_id: int, model: Any = None) -> Any:
     if cfg.training.packing:
         return PackedCollator()
-    return CompletionCollator(pad_token_id, trim_prompt_logits=True)
+    share = shares_prompt_prefix(cfg, model) if model is not None else False
+    # Left padding ends every answer in the last column: the LM head runs on the narrowest
+    # window that holds all of the batch's labels.
+    return CompletionCollator(
+        pad_token_id, trim_prompt_logits=True, share_prefix=share, padding_side="left"
+    )
+
+
+def shares_prompt_prefix(cfg: PipelineConfig, model: Any) -> bool:
+    t = cfg.training
+    # Activation checkpointing turns the KV cache off; packed rows have no padding to share.
+    wanted = t.share_prompt_prefix and not t.packing and not t.gradient_checkpointing
+    return wanted and supports_plain_cache(model)
+
+
+# transformers groups lengths within "megabatches" of up to 50 batches, but keeps at least 4
+# of them: a dataset under 32 batches then gets random batches. One group is enough there.
+MAX_BATCHES_PER_LENGTH_GROUP = 50
+
+
+def length_grouped_order(lengths: list[int], batch_size: int, generator: Any = None) -> list[int]:
+    """Row order for length-grouped batches: random groups of up to 50 batches, each sorted
+    by length (transformers' `get_length_grouped_indices`, without its 4-group minimum)."""
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    groups = max(1, min(len(lengths) // batch_size, MAX_BATCHES_PER_LENGTH_GROUP))
+    return get_length_grouped_indices(
+        lengths, batch_size, mega_batch_mult=groups, generator=generator
+    )
+
+
+def trainer_class() -> type:
+    """transformers' Trainer, taught to turn a batch's shared prefix into a KV cache and to
+    group rows by length also in small datasets."""
+    from transformers import Trainer
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    class LengthGroupedRows(LengthGroupedSampler):
+        def __iter__(self):
+            return iter(length_grouped_order(self.lengths, self.batch_size, self.generator))
+
+    class LoRATrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if "prefix_ids" in inputs:
+                # The prefix pass bypasses the DDP wrapper: one wrapped forward per backward.
+                # Its graph joins the rows' graph, so each weight still gets one gradient.
+                inputs = attach_prefix_cache(self.accelerator.unwrap_model(model), inputs)
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+        def _get_train_sampler(self, train_dataset=None):
+            sampler = super()._get_train_sampler(train_dataset)
+            if isinstance(sampler, LengthGroupedSampler):
+                return LengthGroupedRows(sampler.batch_size, lengths=sampler.lengths)
+            return sampler
+
+    return LoRATrainer
 
 
 def training_arguments(cfg: PipelineConfig, output_dir: Path, device: str, has_eval: bool) -> Any:
@@ -114,7 +171,7 @@ def train_lora(cfg: PipelineConfig, dataset_dir: Path, output_dir: Path) -> dict
     Checkpoints go to a folder keyed by the config (utils/checkpoints.py); a matching one is
     resumed (`resumed_from_step`, 0 = from scratch) and the folder is deleted on success.
     """
-    from transformers import Trainer, set_seed
+    from transformers import set_seed
 
     # LoRA's A matrices are drawn before the Trainer seeds anything: without this, two runs
     # of one config start from different adapters (and a resumed run cannot match).
@@ -137,13 +194,14 @@ def train_lora(cfg: PipelineConfig, dataset_dir: Path, output_dir: Path) -> dict
     eval_file = dataset_dir / "validation.jsonl"
     eval_rows = read_jsonl(eval_file) if eval_file.is_file() else []
     callback = ZenMLCallback()
+    collator = make_collator(cfg, tokenizer.pad_token_id, model)
     plan = plan_resume(cfg)
-    trainer = Trainer(
+    trainer = trainer_class()(
         model=model,
         args=training_arguments(cfg, plan.folder, device, bool(eval_rows)),
         train_dataset=_as_dataset(train_rows),
         eval_dataset=_as_dataset(eval_rows) if eval_rows else None,
-        data_collator=make_collator(cfg, tokenizer.pad_token_id),
+        data_collator=collator,
         processing_class=tokenizer,
         callbacks=[callback],
     )
@@ -181,4 +239,6 @@ def train_lora(cfg: PipelineConfig, dataset_dir: Path, output_dir: Path) -> dict
         "rank_saved_adapter": [r["saved"] for r in ranks],
         "rank_steps": [int(r["steps"]) for r in ranks],
         "resumed_from_step": plan.step,
+        "packing": cfg.training.packing,
+        "shared_prompt_prefix": bool(getattr(collator, "share_prefix", False)),
     }

@@ -17,6 +17,8 @@ def test_two_cpu_processes_train_in_sync(zenml_env: Path, tiny_model_dir, viggo_
     version = Client().get_model_version("tiny-test-model", "latest")
     training = version.run_metadata["training"]
     assert training["world_size"] == 2
+    # Each batch's shared prompt prefix ran once, outside the DDP wrapper, and still synced.
+    assert training["shared_prompt_prefix"] is True
     assert training["rank_steps"] == [2, 2]  # both ranks ran every optimizer step
     # Different data shards, identical weights afterwards: gradients were all-reduced.
     digests = training["rank_weight_digests"]

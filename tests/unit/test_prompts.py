@@ -171,3 +171,90 @@ def test_packed_rows_give_the_same_loss_and_gradients_as_padded(tok, tiny_model_
     leaky = dict(packed, position_ids=torch.arange(packed["input_ids"].shape[1])[None])
     leaky_loss, _ = _loss_and_grads(model, leaky)
     assert abs(leaky_loss - padded_loss) > 1e-3
+
+
+def _mixing_lora_model(tiny_model_dir):
+    """Tiny model with weights large enough that attention really mixes positions."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.normal_(0.0, 0.2)
+    return get_peft_model(
+        model, LoraConfig(r=4, lora_dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj"])
+    )
+
+
+@pytest.mark.parametrize(
+    ("share_prefix", "padding_side"), [(True, "right"), (True, "left"), (False, "left")]
+)
+def test_shared_prefix_and_left_padding_give_the_same_loss_and_gradients(
+    tok, tiny_model_dir, share_prefix: bool, padding_side: str
+) -> None:
+    """The shared prompt prefix runs once per batch and reaches every row through the KV
+    cache; left padding moves each row's tokens (and positions) to the right. Loss and LoRA
+    gradients (which flow back through the cache into the prefix pass) must equal those of
+    plain right-padded full rows. Attending to a prefix of zeros instead must not."""
+    import torch
+
+    from utils.kv_cache import attach_prefix_cache, cache_with_prefix, prefix_kv
+
+    system = system_prompt_for("data_to_text")
+    rows = [
+        encode_example(tok, MR, SENTENCE, system, 512),
+        encode_example(tok, "request(specifier[fun])", "What is a fun game?", system, 512),
+        encode_example(tok, "inform(name[Tetris])", "Tetris is a puzzle.", system, 512),
+    ]
+    model = _mixing_lora_model(tiny_model_dir)
+    full = CompletionCollator(tok.pad_token_id)(rows)
+    batch = CompletionCollator(
+        tok.pad_token_id,
+        trim_prompt_logits=True,
+        share_prefix=share_prefix,
+        padding_side=padding_side,
+    )(rows)
+    assert batch["attention_mask"].shape == full["attention_mask"].shape
+    assert int(batch["attention_mask"].sum()) == sum(len(r["input_ids"]) for r in rows)
+    answers = [sum(label != IGNORE_INDEX for label in r["labels"]) for r in rows]
+    if padding_side == "left":
+        # The LM head window: the longest answer and the position that predicts its start.
+        assert batch["logits_to_keep"].numel() == max(answers) + 1
+    full_loss, full_grads = _loss_and_grads(model, full)
+    if share_prefix:
+        p = batch["prefix_ids"].shape[1]
+        # The chat template and system prompt, and not one token of any answer.
+        assert tok.decode(batch["prefix_ids"][0]).rstrip().endswith("<|im_start|>user")
+        assert p + batch["input_ids"].shape[1] == full["input_ids"].shape[1]
+        assert batch["position_ids"].min() == p
+        loss, grads = _loss_and_grads(model, attach_prefix_cache(model, batch))
+    else:
+        loss, grads = _loss_and_grads(model, batch)
+    assert torch.isfinite(grads).all()
+    assert loss == pytest.approx(full_loss, rel=1e-5)
+    assert torch.allclose(grads, full_grads, atol=1e-6)
+
+    if share_prefix:
+        blind = dict(batch)
+        prefix = blind.pop("prefix_ids")
+        kv = [(torch.zeros_like(k), torch.zeros_like(v)) for k, v in prefix_kv(model, prefix)]
+        blind["cache"] = cache_with_prefix(model, kv, len(rows))
+        blind_loss, _ = _loss_and_grads(model, blind)
+        assert abs(blind_loss - full_loss) > 1e-3
+
+
+def test_shared_prefix_needs_two_rows_and_stops_before_labels(tok) -> None:
+    system = system_prompt_for("data_to_text")
+    row = encode_example(tok, MR, SENTENCE, system, 512)
+    assert "prefix_ids" not in CompletionCollator(tok.pad_token_id, share_prefix=True)([row])
+    # Identical rows share everything up to the position that predicts the first label.
+    batch = CompletionCollator(tok.pad_token_id, share_prefix=True)([row, row])
+    first_label = next(i for i, label in enumerate(row["labels"]) if label != IGNORE_INDEX)
+    assert batch["prefix_ids"].shape[1] == first_label - 1
+    assert (batch["labels"] != IGNORE_INDEX).sum() == 2 * sum(
+        label != IGNORE_INDEX for label in row["labels"]
+    )
