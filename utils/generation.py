@@ -208,10 +208,8 @@ class _Batch:
         used = mask.any(dim=0).nonzero()
         first_col = int(used[0]) if len(used) else mask.shape[1]
         self.mask = mask[:, first_col:]
-        kept = [
-            (k[keep, :, first_col:], v[keep, :, first_col:]) for k, v in cache_tensors(self.cache)
-        ]
-        set_cache_tensors(self.cache, kept)
+        for layer in self.cache.layers:
+            layer.select(keep, first_col)
         self.rows = [self.rows[i] for i in keep.tolist()]
         self.next_token = self.next_token[keep]
 
@@ -237,8 +235,8 @@ class _Prefill:
         n, p = len(prompts), len(self.prefix)
         ids, own_mask = _left_padded([seq[p:] for seq in prompts], self.pad_id)
         ids, own_mask = ids.to(self.device), own_mask.to(self.device)
-        # Copied: the decode loop slices and concatenates these rows in place.
-        cache = cache_with_prefix(self.model, self.prefix_kv, n, copy=True)
+        # Decode caches append in place (no copy of the whole cache per token).
+        cache = cache_with_prefix(self.model, self.prefix_kv, n, growing=True)
         mask = torch.cat([own_mask.new_ones((n, p)), own_mask], dim=1)
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)[:, p:]
         logits = self.model(

@@ -144,3 +144,30 @@ def test_common_prefix_leaves_every_prompt_a_token() -> None:
     assert common_prefix([[7], [7, 8]]) == []
     assert common_prefix([[1, 2], [3, 4]]) == []
     assert common_prefix([[1, 2, 3, 4], [1, 2, 3, 5]], limit=2) == [1, 2]
+
+
+def test_growing_cache_layer_matches_concatenation() -> None:
+    """The decode cache writes new columns into spare room; its contents must equal plain
+    concatenation through growth, row selection and dropped leading columns."""
+    import torch
+
+    from utils.kv_cache import growing_layer_class
+
+    layer = growing_layer_class()()
+    layer.SPARE = 3
+    expected_k = torch.zeros(4, 2, 0, 5)
+    for step in range(10):
+        width = 4 if step == 0 else 1
+        k = torch.randn(4, 2, width, 5)
+        keys, values = layer.update(k, -k)
+        expected_k = torch.cat([expected_k, k], dim=-2)
+        assert torch.equal(keys, expected_k) and torch.equal(values, -expected_k)
+    assert layer.get_seq_length() == 13
+    rows = torch.tensor([0, 2])
+    layer.select(rows, first_col=2)
+    expected_k = expected_k[rows, :, 2:]
+    assert torch.equal(layer.keys, expected_k) and layer.get_seq_length() == 11
+    k = torch.randn(2, 2, 1, 5)
+    keys, values = layer.update(k, -k)
+    assert torch.equal(keys, torch.cat([expected_k, k], dim=-2))
+    assert torch.equal(values, -keys)
