@@ -19,6 +19,8 @@ def test_default_config_is_the_offline_cpu_model() -> None:
     assert cfg.model.base_model_id == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert cfg.model.quantization == "none"
     assert cfg.dataset.task == "data_to_text"
+    # The upstream project scored 50 test rows; every config here scores the whole split.
+    assert cfg.evaluation.max_samples is None
 
 
 def test_llama3_config_is_4bit() -> None:
