@@ -137,40 +137,13 @@ def _loss_and_grads(model, batch):
     return out.loss.item(), grads
 
 
-def test_packed_rows_give_the_same_loss_and_gradients_as_padded(tok, tiny_model_dir) -> None:
-    """Padding-free packing is only correct if no token attends across rows: the loss and
-    the LoRA gradients must equal those of the padded batch; a naive concatenation (one
-    position range, so one causal sequence) must not."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
+def _three_rows(tok) -> list[dict]:
     system = system_prompt_for("data_to_text")
-    rows = [
+    return [
         encode_example(tok, MR, SENTENCE, system, 512),
         encode_example(tok, "request(specifier[fun])", "What is a fun game?", system, 512),
         encode_example(tok, "inform(name[Tetris])", "Tetris is a puzzle.", system, 512),
     ]
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
-    # Larger than default weights, so attention really mixes positions.
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.normal_(0.0, 0.2)
-    model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
-    padded_loss, padded_grads = _loss_and_grads(model, CompletionCollator(tok.pad_token_id)(rows))
-    packed = PackedCollator()(rows)
-    assert packed["input_ids"].shape == (1, sum(len(r["input_ids"]) for r in rows))
-    n_targets = sum(sum(label != IGNORE_INDEX for label in r["labels"]) for r in rows)
-    assert packed["logits_to_keep"].numel() == packed["shift_labels"].numel() == n_targets
-    packed_loss, packed_grads = _loss_and_grads(model, packed)
-    assert packed_loss == pytest.approx(padded_loss, rel=1e-5)
-    assert torch.allclose(packed_grads, padded_grads, atol=1e-6)
-
-    leaky = dict(packed, position_ids=torch.arange(packed["input_ids"].shape[1])[None])
-    leaky_loss, _ = _loss_and_grads(model, leaky)
-    assert abs(leaky_loss - padded_loss) > 1e-3
 
 
 def _mixing_lora_model(tiny_model_dir):
@@ -190,6 +163,28 @@ def _mixing_lora_model(tiny_model_dir):
     )
 
 
+def test_packed_rows_give_the_same_loss_and_gradients_as_padded(tok, tiny_model_dir) -> None:
+    """Padding-free packing is only correct if no token attends across rows: the loss and
+    the LoRA gradients must equal those of the padded batch; a naive concatenation (one
+    position range, so one causal sequence) must not."""
+    import torch
+
+    rows = _three_rows(tok)
+    model = _mixing_lora_model(tiny_model_dir)
+    padded_loss, padded_grads = _loss_and_grads(model, CompletionCollator(tok.pad_token_id)(rows))
+    packed = PackedCollator()(rows)
+    assert packed["input_ids"].shape == (1, sum(len(r["input_ids"]) for r in rows))
+    n_targets = sum(sum(label != IGNORE_INDEX for label in r["labels"]) for r in rows)
+    assert packed["logits_to_keep"].numel() == packed["shift_labels"].numel() == n_targets
+    packed_loss, packed_grads = _loss_and_grads(model, packed)
+    assert packed_loss == pytest.approx(padded_loss, rel=1e-5)
+    assert torch.allclose(packed_grads, padded_grads, atol=1e-6)
+
+    leaky = dict(packed, position_ids=torch.arange(packed["input_ids"].shape[1])[None])
+    leaky_loss, _ = _loss_and_grads(model, leaky)
+    assert abs(leaky_loss - padded_loss) > 1e-3
+
+
 @pytest.mark.parametrize(
     ("share_prefix", "padding_side"), [(True, "right"), (True, "left"), (False, "left")]
 )
@@ -204,12 +199,7 @@ def test_shared_prefix_and_left_padding_give_the_same_loss_and_gradients(
 
     from utils.kv_cache import attach_prefix_cache, cache_with_prefix, prefix_kv
 
-    system = system_prompt_for("data_to_text")
-    rows = [
-        encode_example(tok, MR, SENTENCE, system, 512),
-        encode_example(tok, "request(specifier[fun])", "What is a fun game?", system, 512),
-        encode_example(tok, "inform(name[Tetris])", "Tetris is a puzzle.", system, 512),
-    ]
+    rows = _three_rows(tok)
     model = _mixing_lora_model(tiny_model_dir)
     full = CompletionCollator(tok.pad_token_id)(rows)
     batch = CompletionCollator(
