@@ -65,10 +65,10 @@ def apply_lora(model: Any, cfg: PipelineConfig) -> Any:
     return get_peft_model(model, lora)
 
 
-def make_collator(cfg: PipelineConfig, pad_token_id: int, model: Any = None) -> Any:
+def make_collator(cfg: PipelineConfig, pad_token_id: int, model: Any) -> Any:
     if cfg.training.packing:
         return PackedCollator()
-    share = shares_prompt_prefix(cfg, model) if model is not None else False
+    share = shares_prompt_prefix(cfg, model)
     # Left padding ends every answer in the last column: the LM head runs on the narrowest
     # window that holds all of the batch's labels.
     return CompletionCollator(
