@@ -135,7 +135,7 @@ def preflight(cfg: Any) -> None:
     from utils.checkpoints import check_resume, checkpoint_step
     from utils.data import load_task_splits
     from utils.hub import hub_reachable
-    from utils.models import check_model_folder, resolve_model_path
+    from utils.models import check_model_folder, check_quantizable, resolve_model_path
     from utils.secrets import SecretError, check_hf_secret, hf_token
 
     local = runs_locally()
@@ -159,7 +159,14 @@ def preflight(cfg: Any) -> None:
     # Every row, as prepare_data will read it (~1 s for ViGGO): missing splits or columns and
     # malformed rows stop the run here, not in a step after a model version exists.
     load_task_splits(cfg.dataset)
-    check_model_folder(resolve_model_path(cfg.model.base_model_id), cfg.model.allow_pickle_weights)
+    path = resolve_model_path(cfg.model.base_model_id)
+    check_model_folder(path, cfg.model.allow_pickle_weights)
+    check_quantizable(
+        path,
+        cfg.model.quantization,
+        cfg.model.trust_remote_code,
+        token=hf_token(cfg.model.hf_token_secret),
+    )
     checkpoint = check_resume(cfg)
     if checkpoint is not None:
         logger.info("finetune resumes from step %d (%s)", checkpoint_step(checkpoint), checkpoint)

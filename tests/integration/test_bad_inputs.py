@@ -191,3 +191,26 @@ def test_debug_shows_the_traceback(zenml_env: Path, good_config: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"training\.max_steps"):
         run.main(["--config", str(good_config), "--debug", *_set("training.max_steps=0")])
+
+
+def test_4bit_layer_too_small_for_this_cpu_exits_2_before_any_step(
+    zenml_env: Path, good_config: Path, smollm2_dir: Path, monkeypatch, capsys
+) -> None:
+    """On CPUs whose bitsandbytes kernels repack 4-bit weights (AVX512-BF16), a model with a
+    layer narrower than the quantization block is refused before a run or version exists."""
+    from zenml.client import Client
+
+    import utils.models
+    from utils.tiny_model import build_tiny_llama
+
+    monkeypatch.setattr(utils.models, "bnb_repacks_4bit_on_cpu", lambda: True)
+    narrow = build_tiny_llama(smollm2_dir, zenml_env / "narrow", hidden_size=32)
+    capsys.readouterr()  # the builder's progress bars
+    argv = ["--config", str(good_config), "--set", f"model.base_model_id={narrow}"]
+    assert _main([*argv, "--set", "model.quantization=4bit"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    assert "model.quantization=4bit cannot run on this CPU" in err[0]
+    assert "q_proj (32 -> 32)" in err[0]
+    assert Client().list_models().total == 0
+    assert Client().list_pipeline_runs().total == 0

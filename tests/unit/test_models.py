@@ -86,3 +86,77 @@ def test_last_n_layers_limits_lora_to_the_top_blocks(tiny_model_dir: Path) -> No
         if "lora_A" in n and ".layers." in n
     }
     assert adapted == {"1"}  # the tiny model has layers 0 and 1
+
+
+def _llama_on_meta(hidden: int):
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    config = LlamaConfig(
+        vocab_size=128,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config)
+
+
+def test_cpu_4bit_check_names_a_layer_below_the_block_size() -> None:
+    from utils.models import cpu_4bit_problem
+
+    problem = cpu_4bit_problem(_llama_on_meta(32), repacks=True)
+    assert problem is not None
+    assert "multiple of 64" in problem and "multiple of 32" in problem
+    assert "model.layers.0.self_attn.q_proj (32 -> 32)" in problem
+    assert "use model.quantization 8bit or none, or a GPU" in problem
+    assert "\n" not in problem
+    # The LM head stays unquantized: its shape never counts.
+    assert "lm_head" not in problem
+    assert cpu_4bit_problem(_llama_on_meta(64), repacks=True) is None
+    # CPUs whose bitsandbytes kernels do not repack take any shape.
+    assert cpu_4bit_problem(_llama_on_meta(32), repacks=False) is None
+
+
+@pytest.mark.parametrize("hidden", [32, 64])
+def test_cpu_4bit_check_agrees_with_bitsandbytes(
+    hidden: int, smollm2_dir: Path, tmp_path: Path
+) -> None:
+    """On this machine's CPU, bitsandbytes fails an inference pass exactly when the check
+    says it will (on AVX2 CPUs: never, for both widths)."""
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    from utils.models import cpu_4bit_problem
+    from utils.tiny_model import build_tiny_llama
+
+    path = build_tiny_llama(smollm2_dir, tmp_path / "m", hidden_size=hidden)
+    qconfig = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        path, quantization_config=qconfig, device_map={"": "cpu"}
+    )
+    model.eval()
+    try:
+        with torch.inference_mode():
+            model(input_ids=torch.tensor([[1, 2, 3]]))
+        failed = False
+    except RuntimeError:
+        failed = True
+    assert failed == (cpu_4bit_problem(model) is not None)
+
+
+def test_loading_4bit_refuses_a_layer_this_cpu_cannot_run(
+    smollm2_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import utils.models
+    from utils.tiny_model import build_tiny_llama
+
+    monkeypatch.setattr(utils.models, "bnb_repacks_4bit_on_cpu", lambda: True)
+    path = build_tiny_llama(smollm2_dir, tmp_path / "m", hidden_size=32)
+    with pytest.raises(ModelLoadError, match=r"cannot run on this CPU.*q_proj \(32 -> 32\)"):
+        load_model(str(path), quantization="4bit", dtype="float32", device="cpu")
+    utils.models.check_quantizable(str(path), "8bit", device="cpu")  # other modes: no limit
+    with pytest.raises(ModelLoadError, match="multiple of 64"):
+        utils.models.check_quantizable(str(path), "4bit", device="cpu")
