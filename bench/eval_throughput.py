@@ -1,8 +1,8 @@
 """Evaluation throughput: the evaluation step's code on the full ViGGO test split.
 
-Runs `utils.evaluation.evaluate_on_split` (what `evaluate_base` / `evaluate_finetuned` run:
-load, generate, score) once per engine and prints one JSON line per run with the wall time,
-the generation time, new tokens/s and the scores, e.g.
+Runs `utils.evaluation.evaluator.evaluate_on_split` (what `evaluate_base` and
+`evaluate_finetuned` run: load, generate, score) once per engine and prints one JSON line
+per run with the wall time, the generation time, new tokens/s and the scores, e.g.
 
     python bench/eval_throughput.py --data-dir ../shared/data/viggo
     python bench/eval_throughput.py --data-dir ../shared/data/viggo --adapter DIR
@@ -25,9 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from utils.config import load_config  # noqa: E402
-from utils.dataset_prep import prepare_dataset  # noqa: E402
-from utils.evaluation import evaluate_on_split  # noqa: E402
-from utils.models import default_device, load_tokenizer, resolve_model_path  # noqa: E402
+from utils.data.prepare import prepare_dataset  # noqa: E402
+from utils.evaluation.evaluator import evaluate_on_split  # noqa: E402
+from utils.modeling.loader import load_tokenizer  # noqa: E402
+from utils.modeling.precision import default_device  # noqa: E402
+from utils.modeling.resolve import resolve_model_path  # noqa: E402
 
 
 def main() -> None:
@@ -60,13 +62,10 @@ def main() -> None:
             start = time.perf_counter()
             metrics, _ = evaluate_on_split(
                 Path(tmp),
-                evaluation,
                 cfg.dataset.task,
-                model_id,
+                cfg.model.source().model_copy(update={"base_model_id": model_id}),
+                evaluation,
                 args.adapter,
-                cfg.model.quantization,
-                cfg.model.dtype,
-                cfg.model.trust_remote_code,
                 desc=f"eval {engine}",
             )
             wall = time.perf_counter() - start

@@ -2,7 +2,7 @@
 
 The weights are random (no hub needed); only the architecture comes from `--model-config`
 (a HF folder with config.json and a tokenizer, e.g. SmolLM2's converted folder). Runs
-`utils.training.train_lora`, the function the `finetune` step runs, once per variant, and
+`utils.training.train.train_lora`, the function the `finetune` step runs, once per variant, and
 prints one JSON line per variant: tokens/s, runtime, peak GPU memory, losses.
 
     python bench/gpu_finetune_check.py --model-config DIR --data-dir PREPARED --steps 30
@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from utils.config import PipelineConfig
-from utils.training import train_lora
+from utils.training.train import train_lora
 
 
 def random_model(config_dir: Path, out: Path) -> Path:

@@ -3,7 +3,7 @@
 Same model, same rows, same number of optimizer steps (and so the same rows seen), in one
 run; each variant trains in its own subprocess so that its peak memory is its own.
 
-- `project`: `utils.training.train_lora`, the function the `finetune` step runs, with the
+- `project`: `utils.training.train.train_lora`, the function the `finetune` step runs, with the
   config's training settings (`configs/smollm2_cpu.yaml`: length-grouped, left-padded
   batches whose shared prompt prefix runs once, LM head only on the answer window,
   prompt-masked loss, no LoRA dropout, LoRA r=16 on every linear layer of the top 15 blocks
@@ -37,15 +37,17 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from utils.config import DatasetSection, PipelineConfig, load_config  # noqa: E402
-from utils.data import read_jsonl, write_jsonl  # noqa: E402
-from utils.dataset_prep import prepare_dataset  # noqa: E402
-from utils.models import (  # noqa: E402
-    default_device,
-    load_model,
-    load_tokenizer,
-    resolve_model_path,
+from utils.config import (  # noqa: E402
+    DatasetSection,
+    ModelSource,
+    PipelineConfig,
+    load_config,
 )
+from utils.data.jsonl import read_jsonl, write_jsonl  # noqa: E402
+from utils.data.prepare import prepare_dataset  # noqa: E402
+from utils.modeling.loader import load_model, load_tokenizer  # noqa: E402
+from utils.modeling.precision import default_device  # noqa: E402
+from utils.modeling.resolve import resolve_model_path  # noqa: E402
 
 VARIANTS = (
     "reference",
@@ -108,7 +110,7 @@ def _project_config(args: argparse.Namespace, variant: str) -> PipelineConfig:
 
 
 def run_project(args: argparse.Namespace, variant: str, data_dir: Path, out: Path) -> dict:
-    from utils.training import train_lora
+    from utils.training.train import train_lora
 
     summary = train_lora(_project_config(args, variant), data_dir, out)
     return {"seconds": summary["train_runtime_s"], "steps": summary["steps"]}
@@ -120,12 +122,11 @@ def run_reference(args: argparse.Namespace, data_dir: Path, out: Path) -> dict:
     from peft import LoraConfig, get_peft_model
     from transformers import Trainer, TrainingArguments
 
-    from utils.models import lora_target_modules
+    from utils.modeling.lora import lora_target_modules
 
     device = default_device()
-    tokenizer = load_tokenizer(args.model_path)
     dtype = load_config(args.config, [], None).model.dtype
-    model = load_model(args.model_path, "none", dtype, device)
+    model, tokenizer = load_model(ModelSource(base_model_id=args.model_path, dtype=dtype))
     model = get_peft_model(
         model,
         LoraConfig(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zenml import Model, pipeline
+from zenml import pipeline
 from zenml.config.schedule import Schedule
 
 from steps.evaluate import evaluate
@@ -13,68 +13,51 @@ from steps.finetune_distributed import finetune_distributed
 from steps.prepare_data import prepare_data
 from steps.promote import promote
 from utils.config import PipelineConfig
-from utils.remote import pipeline_options
+from utils.core.names import (
+    EVALUATE_BASE,
+    EVALUATE_FINETUNED,
+    FINETUNE,
+    PREPARE_DATA,
+    PROMOTE,
+    EvalStage,
+)
+from utils.training.checkpoints import pending_checkpoint
+from utils.zenml_ops.model_versions import model_for
+from utils.zenml_ops.remote_options import pipeline_options
+from utils.zenml_ops.scratch import remove_scratch_folders
 
-evaluate_base = evaluate.with_options(substitutions={"stage": "base"})
-evaluate_finetuned = evaluate.with_options(substitutions={"stage": "finetuned"})
+evaluate_base = evaluate.with_options(substitutions={"stage": EvalStage.BASE.value})
+evaluate_finetuned = evaluate.with_options(substitutions={"stage": EvalStage.FINETUNED.value})
 
 
 @pipeline
-def llm_lora_finetuning(config: dict[str, Any]) -> None:
-    cfg = PipelineConfig.model_validate(config)
-    m = cfg.model
-    model_args = {
-        "task": cfg.dataset.task,
-        "base_model_id": m.base_model_id,
-        "quantization": m.quantization,
-        "dtype": m.dtype,
-        "trust_remote_code": m.trust_remote_code,
-        "allow_pickle_weights": m.allow_pickle_weights,
-        "evaluation": cfg.evaluation.model_dump(),
-        "hf_token_secret": m.hf_token_secret,
-    }
+def llm_lora_finetuning(config: PipelineConfig) -> None:
+    m, task = config.model, config.dataset.task
     dataset = prepare_data(
-        dataset=cfg.dataset.model_dump(),
+        dataset=config.dataset,
         base_model_id=m.base_model_id,
         trust_remote_code=m.trust_remote_code,
         hf_token_secret=m.hf_token_secret,
+        id=PREPARE_DATA,
     )
-    train = finetune_distributed if cfg.accelerate.num_processes > 1 else finetune
+    train = finetune_distributed if config.accelerate.num_processes > 1 else finetune
     adapter, training_summary, _ = train(
-        config_json=cfg.training_json(), dataset=dataset, id="finetune"
+        config_json=config.training_json(), dataset=dataset, id=FINETUNE
     )
     base_metrics, base_predictions, _ = evaluate_base(
-        dataset=dataset, id="evaluate_base", **model_args
-    )
+        dataset=dataset, task=task, model=m.source(), evaluation=config.evaluation,
+        id=EVALUATE_BASE,
+    )  # fmt: skip
     finetuned_metrics, _, _ = evaluate_finetuned(
-        dataset=dataset,
-        adapter=adapter,
-        baseline_predictions=base_predictions,
-        id="evaluate_finetuned",
-        **model_args,
-    )
+        dataset=dataset, task=task, model=m.source(), evaluation=config.evaluation,
+        adapter=adapter, baseline_predictions=base_predictions, id=EVALUATE_FINETUNED,
+    )  # fmt: skip
     promote(
         base_metrics=base_metrics,
         finetuned_metrics=finetuned_metrics,
         training_summary=training_summary,
-        metric=cfg.promotion.metric,
-        min_improvement=cfg.promotion.min_improvement,
-        stage=cfg.promotion.stage,
         config=config,
-    )
-
-
-def model_for(cfg: PipelineConfig) -> Model:
-    """A new model version per run (version=None), tagged so versions are easy to filter."""
-    return Model(
-        name=cfg.model.name,
-        description=cfg.model.description,
-        license=cfg.model.license,
-        tags=[
-            f"base:{cfg.model.base_model_id}",
-            f"task:{cfg.dataset.task}",
-            f"quantization:{cfg.model.quantization}",
-        ],
+        id=PROMOTE,
     )
 
 
@@ -82,16 +65,15 @@ def build_pipeline(cfg: PipelineConfig, schedule: Schedule | None = None) -> Any
     """The pipeline with its model, cache policy, `remote:` options and optional schedule."""
     options = pipeline_options(cfg.remote)
     steps = options.setdefault("steps", {})
-    for name, extra in resume_step_options(cfg).items():
-        steps[name] = {**steps.get(name, {}), **extra}
+    # An interrupted finetune of this config left a checkpoint: run the step (and resume),
+    # rather than serve an older completed finetune from the cache and leave it behind.
+    if pending_checkpoint(cfg):
+        steps[FINETUNE] = {**steps.get(FINETUNE, {}), "enable_cache": False}
     return llm_lora_finetuning.with_options(
-        model=model_for(cfg), enable_cache=cfg.enable_cache, schedule=schedule, **options
+        model=model_for(cfg),
+        enable_cache=cfg.enable_cache,
+        schedule=schedule,
+        # The steps' output folders, once ZenML has stored them.
+        on_cleanup=remove_scratch_folders,
+        **options,
     )
-
-
-def resume_step_options(cfg: PipelineConfig) -> dict[str, Any]:
-    """An interrupted finetune of this config left a checkpoint: run the step (and resume),
-    rather than serve an older completed finetune from the cache and leave it behind."""
-    from utils.checkpoints import pending_checkpoint
-
-    return {"finetune": {"enable_cache": False}} if pending_checkpoint(cfg) else {}

@@ -104,8 +104,8 @@ def server_pid(port: int) -> int:
 
 def make_tiny_model(out: Path) -> Path:
     sys.path.insert(0, str(ROOT))
-    from utils.models import resolve_model_path
-    from utils.tiny_model import build_tiny_llama
+    from tests.fixtures.tiny_model import build_tiny_llama
+    from utils.modeling.resolve import resolve_model_path
 
     return build_tiny_llama(resolve_model_path("HuggingFaceTB/SmolLM2-135M-Instruct"), out)
 

@@ -4,48 +4,38 @@ from typing import Annotated, Any
 from zenml import ArtifactConfig, step
 from zenml.types import HTMLString
 
-from utils.config import EvaluationSection
-from utils.evaluation import evaluate_on_split
-from utils.report import predictions_report_html
-from utils.secrets import hf_token
+from utils.config import EvaluationSection, ModelSource
+from utils.core.names import STAGE_METRICS, STAGE_PREDICTIONS, STAGE_REPORT, EvalStage
+from utils.evaluation.evaluator import evaluate_on_split
+from utils.evaluation.report import predictions_report_html
 
 
 @step
 def evaluate(
     dataset: Path,
-    evaluation: dict[str, Any],
     task: str,
-    base_model_id: str,
-    quantization: str = "none",
-    dtype: str = "auto",
-    trust_remote_code: bool = False,
+    model: ModelSource,
+    evaluation: EvaluationSection,
     adapter: Path | None = None,
     baseline_predictions: list[dict[str, Any]] | None = None,
-    hf_token_secret: str | None = None,
-    allow_pickle_weights: bool = False,
 ) -> tuple[
-    Annotated[dict[str, Any], ArtifactConfig(name="{stage}_metrics")],
-    Annotated[list[dict[str, Any]], ArtifactConfig(name="{stage}_predictions")],
-    Annotated[HTMLString, ArtifactConfig(name="{stage}_report")],
+    Annotated[dict[str, Any], ArtifactConfig(name=STAGE_METRICS)],
+    Annotated[list[dict[str, Any]], ArtifactConfig(name=STAGE_PREDICTIONS)],
+    Annotated[HTMLString, ArtifactConfig(name=STAGE_REPORT)],
 ]:
     """Generate on the evaluation split (base model, or base + `adapter`) and score it.
 
     Used twice in the pipeline; `{stage}` (base / finetuned) names the artifacts. The HTML
     report lists rows worst first, next to the base model's output when given.
     """
-    stage = "finetuned" if adapter is not None else "base"
+    stage = EvalStage.FINETUNED if adapter is not None else EvalStage.BASE
     metrics, records = evaluate_on_split(
         Path(dataset),
-        EvaluationSection.model_validate(evaluation),
         task,
-        base_model_id,
+        model,
+        evaluation,
         Path(adapter) if adapter is not None else None,
-        quantization,
-        dtype,
-        trust_remote_code,
         desc=f"evaluate {stage}",
-        token=hf_token(hf_token_secret),
-        allow_pickle_weights=allow_pickle_weights,
     )
     report = predictions_report_html(
         task, records, metrics, f"{task}: {stage} model", baseline_predictions

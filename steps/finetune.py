@@ -1,5 +1,5 @@
 import io
-import tempfile
+import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -8,16 +8,19 @@ import zenml.integrations.pillow.materializers  # noqa: F401
 from PIL import Image
 from zenml import step
 
-from utils.callbacks import in_zenml_step
 from utils.config import PipelineConfig
-from utils.plots import loss_curve_png
-from utils.training import train_lora
+from utils.core.names import ADAPTER, LOSS_CURVE, TRAINING, TRAINING_SUMMARY
+from utils.training.checkpoints import is_main_process
+from utils.training.loss_curve import loss_curve_png
+from utils.training.train import train_lora
+from utils.zenml_ops.scratch import scratch_folder
+from utils.zenml_ops.step_context import in_zenml_step
 
 # Shared with finetune_distributed: both steps produce the same artifacts.
 FinetuneOutputs = tuple[
-    Annotated[Path, "adapter"],
-    Annotated[dict[str, Any], "training_summary"],
-    Annotated[Image.Image, "loss_curve"],
+    Annotated[Path, ADAPTER],
+    Annotated[dict[str, Any], TRAINING_SUMMARY],
+    Annotated[Image.Image, LOSS_CURVE],
 ]
 
 
@@ -30,12 +33,14 @@ def finetune(config_json: str, dataset: Path) -> FinetuneOutputs:
     record comes back in the return value: child processes have no step context.
     """
     cfg = PipelineConfig.from_json(config_json)
-    out_dir = Path(tempfile.mkdtemp(prefix="viggo-finetune-"))
-    summary = train_lora(cfg, Path(dataset), out_dir)
+    adapter = scratch_folder(ADAPTER)
+    summary = train_lora(cfg, Path(dataset), adapter)
+    if not is_main_process():
+        shutil.rmtree(adapter, ignore_errors=True)  # only rank 0 saved (and returns) one
     curve = Image.open(io.BytesIO(loss_curve_png(summary["loss_history"])))
     curve.load()
     if in_zenml_step():
         from zenml import log_metadata
 
-        log_metadata(metadata={"training": summary})
-    return out_dir / "adapter", summary, curve
+        log_metadata(metadata={TRAINING: summary})
+    return adapter, summary, curve

@@ -4,7 +4,10 @@ from zenml import log_metadata, step
 
 from steps.finetune import FinetuneOutputs, finetune
 from utils.config import PipelineConfig
-from utils.distributed import launch_env, launch_kwargs
+from utils.core.names import TRAINING
+from utils.modeling.precision import precision_for
+from utils.training.distributed import launch_env, launch_kwargs
+from utils.zenml_ops.scratch import adopt_scratch_folder
 
 
 @step
@@ -19,8 +22,11 @@ def finetune_distributed(config_json: str, dataset: Path) -> FinetuneOutputs:
     from zenml.integrations.huggingface.steps import run_with_accelerate
 
     cfg = PipelineConfig.from_json(config_json)
-    launched = run_with_accelerate(finetune.copy(), **launch_kwargs(cfg.accelerate))
+    precision = precision_for(cfg.model.source(), cfg.accelerate.mixed_precision)
+    launch = launch_kwargs(cfg.accelerate, precision.launcher_mixed_precision)
+    launched = run_with_accelerate(finetune.copy(), **launch)
     with launch_env():
         adapter, summary, curve = launched.entrypoint(config_json=config_json, dataset=str(dataset))
-    log_metadata(metadata={"training": summary})
+    adopt_scratch_folder(Path(adapter))  # made by rank 0: removed once ZenML stored it
+    log_metadata(metadata={TRAINING: summary})
     return Path(adapter), summary, curve

@@ -2,24 +2,18 @@ import logging
 from typing import Annotated, Any
 
 from zenml import get_step_context, log_metadata, step
-from zenml.client import Client
 from zenml.enums import ModelStages
 
-from utils.promotion import decide_promotion, metric_value, staging_figure
+from utils.config import PipelineConfig
+from utils.core.names import CONFIG, PROMOTION, TRAINING, EvalStage, metrics_name
+from utils.zenml_ops.promotion import (
+    decide_promotion,
+    metric_value,
+    stage_holder_metrics,
+    staging_figure,
+)
 
 logger = logging.getLogger(__name__)
-
-
-def _stage_holder_metrics(model_name: str, stage: str, current_id: Any) -> dict | None:
-    """The stage holder's own finetuned metrics (never the running version's)."""
-    try:
-        holder = Client().get_model_version(model_name, stage)
-    except KeyError:
-        return None
-    if holder.id == current_id:
-        return None
-    metrics = holder.run_metadata.get("finetuned_metrics")
-    return metrics if isinstance(metrics, dict) else None
 
 
 @step(enable_cache=False)
@@ -27,42 +21,40 @@ def promote(
     base_metrics: dict[str, Any],
     finetuned_metrics: dict[str, Any],
     training_summary: dict[str, Any],
-    metric: str,
-    min_improvement: float,
-    stage: str,
-    config: dict[str, Any],
-) -> Annotated[dict[str, Any], "promotion"]:
+    config: PipelineConfig,
+) -> Annotated[dict[str, Any], PROMOTION]:
     """Record all model-version metadata, then promote if the candidate beats base and stage.
 
     Metadata is written here (not in the evaluation steps) so a cached evaluation still
     lands on the new model version.
     """
+    rule = config.promotion
     version = get_step_context().model_version
-    candidate = metric_value(finetuned_metrics, metric, "finetuned")
-    base = metric_value(base_metrics, metric, "base")
-    holder = _stage_holder_metrics(version.model.name, stage, version.id)
-    staging, not_comparable = staging_figure(finetuned_metrics, holder, metric)
+    candidate = metric_value(finetuned_metrics, rule.metric, EvalStage.FINETUNED)
+    base = metric_value(base_metrics, rule.metric, EvalStage.BASE)
+    holder = stage_holder_metrics(version.model.name, rule.stage, version.id)
+    staging, not_comparable = staging_figure(finetuned_metrics, holder, rule.metric)
     promoted, reason = decide_promotion(
-        metric, candidate, base, staging, min_improvement, not_comparable
+        rule.metric, candidate, base, staging, rule.min_improvement, not_comparable
     )
     if promoted:
-        version.set_stage(ModelStages(stage), force=True)
+        version.set_stage(ModelStages(rule.stage), force=True)
     decision = {
         "promoted": promoted,
         "reason": reason,
-        "metric": metric,
+        "metric": rule.metric,
         "candidate": candidate,
         "base": base,
         "staging_before": staging,
     }
-    logger.info("Promotion to %s: %s (%s)", stage, promoted, reason)
+    logger.info("Promotion to %s: %s (%s)", rule.stage, promoted, reason)
     log_metadata(
         metadata={
-            "base_metrics": base_metrics,
-            "finetuned_metrics": finetuned_metrics,
-            "training": training_summary,
-            "config": config,
-            "promotion": decision,
+            metrics_name(EvalStage.BASE): base_metrics,
+            metrics_name(EvalStage.FINETUNED): finetuned_metrics,
+            TRAINING: training_summary,
+            CONFIG: config.model_dump(),
+            PROMOTION: decision,
         },
         infer_model=True,
     )

@@ -100,7 +100,7 @@ def viggo_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
     """The real small model as a HF folder (converted once from the PyPI GGUF, then cached)."""
-    from utils.models import resolve_model_path
+    from utils.modeling.resolve import resolve_model_path
 
     return Path(resolve_model_path(SMOLLM2_ID))
 
@@ -108,7 +108,7 @@ def smollm2_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Path) -> Path:
     """A 2-layer random Llama with SmolLM2's tokenizer and chat template (seconds to train)."""
-    from utils.tiny_model import build_tiny_llama
+    from tests.fixtures.tiny_model import build_tiny_llama
 
     return build_tiny_llama(smollm2_dir, tmp_path_factory.mktemp("tiny-llama"))
 
@@ -125,3 +125,13 @@ def tiny_config(model_dir: Path, data_dir: Path, **sections: dict) -> dict:
     for name, values in sections.items():
         cfg.setdefault(name, {}).update(values)
     return cfg
+
+
+def load_on_cpu(model_dir: Path, padding_side: str = "right", **source: object):
+    """(model, tokenizer) of a local model folder through the project's loader, on the CPU."""
+    from utils.config import ModelSource
+    from utils.modeling.loader import load_model
+    from utils.modeling.precision import precision_for
+
+    spec = ModelSource(base_model_id=str(model_dir), dtype="float32", **source)
+    return load_model(spec, padding_side=padding_side, precision=precision_for(spec, device="cpu"))

@@ -200,10 +200,10 @@ def test_4bit_layer_too_small_for_this_cpu_exits_2_before_any_step(
     layer narrower than the quantization block is refused before a run or version exists."""
     from zenml.client import Client
 
-    import utils.models
-    from utils.tiny_model import build_tiny_llama
+    import utils.modeling.quantization as quantization
+    from tests.fixtures.tiny_model import build_tiny_llama
 
-    monkeypatch.setattr(utils.models, "bnb_repacks_4bit_on_cpu", lambda: True)
+    monkeypatch.setattr(quantization, "bnb_repacks_4bit_on_cpu", lambda: True)
     narrow = build_tiny_llama(smollm2_dir, zenml_env / "narrow", hidden_size=32)
     capsys.readouterr()  # the builder's progress bars
     argv = ["--config", str(good_config), "--set", f"model.base_model_id={narrow}"]

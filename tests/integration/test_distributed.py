@@ -11,8 +11,12 @@ from tests.integration.test_pipeline import _run
 def test_two_cpu_processes_train_in_sync(zenml_env: Path, tiny_model_dir, viggo_subset) -> None:
     from zenml.client import Client
 
+    from tests.integration.test_pipeline import _scratch_folders
+
     cfg = tiny_config(tiny_model_dir, viggo_subset, accelerate={"num_processes": 2})
+    before = _scratch_folders()
     run = _run(cfg)
+    assert _scratch_folders() == before  # both ranks' folders are gone
     assert run.status.value == "completed"
     version = Client().get_model_version("tiny-test-model", "latest")
     training = version.run_metadata["training"]

@@ -12,7 +12,15 @@ def _run(config: dict):
     from utils.config import PipelineConfig
 
     cfg = PipelineConfig.model_validate(config)
-    return build_pipeline(cfg)(config=cfg.model_dump())
+    return build_pipeline(cfg)(config=cfg)
+
+
+def _scratch_folders() -> set[Path]:
+    import tempfile
+
+    from utils.zenml_ops.scratch import PREFIX
+
+    return set(Path(tempfile.gettempdir()).glob(PREFIX + "*"))
 
 
 def _cached_steps(run) -> set[str]:
@@ -25,8 +33,11 @@ def _cached_steps(run) -> set[str]:
 def test_pipeline_end_to_end_contract(zenml_env: Path, tiny_model_dir, viggo_subset) -> None:
     from zenml.client import Client
 
+    before = _scratch_folders()
     run = _run(tiny_config(tiny_model_dir, viggo_subset))
     assert run.status.value == "completed"
+    # The steps' output folders were stored as artifacts, then removed from the disk.
+    assert _scratch_folders() == before
     assert set(run.steps) == {
         "prepare_data",
         "finetune",

@@ -55,7 +55,7 @@ def test_bad_key_exits_2_with_one_line(capsys) -> None:
 
 def test_no_hub_no_data_dir_says_pass_data_dir(monkeypatch, capsys) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from utils.hub import hub_reachable
+    from utils.modeling.hub import hub_reachable
 
     hub_reachable.cache_clear()
     assert run.main(["--set", "dataset.data_dir=null"]) == 2

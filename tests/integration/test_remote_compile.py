@@ -26,7 +26,7 @@ def test_remote_config_compiles_with_resources_retries_and_image(
     from zenml.config.compiler import Compiler
 
     from utils.config import load_config
-    from utils.schedules import build_schedule
+    from utils.zenml_ops.schedules import build_schedule
 
     # The test stack has no step operator; everything else is compiled as on a remote stack.
     monkeypatch.setattr(

@@ -22,8 +22,8 @@ MAX_STEPS, SAVE_STEPS = 8, 2
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir, viggo_subset) -> Path:
     from utils.config import DatasetSection
-    from utils.dataset_prep import prepare_dataset
-    from utils.models import load_tokenizer
+    from utils.data.prepare import prepare_dataset
+    from utils.modeling.loader import load_tokenizer
 
     out = tmp_path_factory.mktemp("prepared")
     cfg = DatasetSection(data_dir=str(viggo_subset), max_validation_samples=4)
@@ -68,7 +68,7 @@ def _finish(proc: subprocess.Popen, work: Path) -> dict:
 
 
 def _wait_for_checkpoint(proc: subprocess.Popen, folder: Path, min_step: int) -> None:
-    from utils.checkpoints import checkpoint_step, last_complete_checkpoint
+    from utils.training.checkpoints import checkpoint_step, last_complete_checkpoint
 
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
@@ -85,7 +85,11 @@ def _wait_for_checkpoint(proc: subprocess.Popen, folder: Path, min_step: int) ->
 def test_sigkill_then_resume_matches_uninterrupted_run(
     tmp_path: Path, tiny_model_dir, viggo_subset, prepared: Path
 ) -> None:
-    from utils.checkpoints import checkpoint_folder, checkpoint_step, last_complete_checkpoint
+    from utils.training.checkpoints import (
+        checkpoint_folder,
+        checkpoint_step,
+        last_complete_checkpoint,
+    )
 
     # Every run in a fresh process of its own, so all see the same numerics; the
     # uninterrupted one runs beside the one that gets killed.
@@ -129,15 +133,15 @@ class _Interrupted(Exception):
 
 def _interrupt_after_checkpoint(cfg, dataset: Path, out: Path, monkeypatch) -> None:
     """Train until step 2 starts its bookkeeping: checkpoint-1 is on disk, 2 is not."""
-    import utils.training as training
+    import utils.training.train as training
 
-    class Crash(training.ZenMLCallback):
+    class Crash(training.LossHistory):
         def on_step_end(self, args, state, control, **kw):
             if state.global_step == 2:
                 raise _Interrupted
 
     with monkeypatch.context() as m:
-        m.setattr(training, "ZenMLCallback", Crash)
+        m.setattr(training, "LossHistory", Crash)
         with pytest.raises(_Interrupted):
             training.train_lora(cfg, dataset, out)
 
@@ -150,8 +154,8 @@ def test_pipeline_resumes_instead_of_serving_the_cache(
     from zenml.client import Client
 
     from tests.integration.test_pipeline import _cached_steps, _run
-    from utils.checkpoints import checkpoint_folder, last_complete_checkpoint
     from utils.config import PipelineConfig
+    from utils.training.checkpoints import checkpoint_folder, last_complete_checkpoint
 
     config = tiny_config(tiny_model_dir, viggo_subset, training={"max_steps": 3, "save_steps": 1})
     cfg = PipelineConfig.model_validate(config)

@@ -111,7 +111,7 @@ def test_environment_token_wins_and_missing_secret_is_explained(
 ) -> None:
     from zenml.client import Client
 
-    from utils.secrets import SecretError, check_hf_secret, hf_token
+    from utils.zenml_ops.secrets import SecretError, check_hf_secret, hf_token
 
     monkeypatch.delenv("HF_TOKEN", raising=False)
     assert hf_token(None) is None

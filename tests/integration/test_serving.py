@@ -18,7 +18,7 @@ MRS = [
 def trained_version(zenml_env: Path, tiny_model_dir, viggo_subset):
     # A high learning rate so the adapter visibly changes the model.
     _run(tiny_config(tiny_model_dir, viggo_subset, training={"learning_rate": 5e-2}))
-    from utils.serving import find_version
+    from utils.zenml_ops.model_versions import find_version
 
     return find_version("tiny-test-model", "latest")
 
@@ -48,11 +48,14 @@ def test_generate_prints_one_line_per_input(trained_version, tmp_path: Path, cap
 
 
 def test_export_matches_the_adapter(trained_version, tmp_path: Path) -> None:
+    from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import run as cli
-    from utils.prompts import build_prompt, encode_prompt, system_prompt_for
-    from utils.serving import generate_with_version, load_adapter_model
+    from tests.conftest import load_on_cpu
+    from utils.data.prompts import build_prompt, encode_prompt, system_prompt_for
+    from utils.inference.adapters import generate_with_adapter
+    from utils.zenml_ops.model_versions import adapter_dir, version_config
 
     out = tmp_path / "merged"
     assert (
@@ -62,7 +65,9 @@ def test_export_matches_the_adapter(trained_version, tmp_path: Path) -> None:
     merged = AutoModelForCausalLM.from_pretrained(out)  # plain transformers, no peft
     tok = AutoTokenizer.from_pretrained(out)
     assert (out / "model.safetensors").is_file()
-    adapted, _, _ = load_adapter_model(trained_version, merge=False)
+    cfg = version_config(trained_version)
+    base, _ = load_on_cpu(cfg.model.base_model_id)
+    adapted = PeftModel.from_pretrained(base, str(adapter_dir(trained_version)))
     system = system_prompt_for("data_to_text")
     ids = torch.tensor([encode_prompt(tok, build_prompt(tok, MRS[0], system))])
     with torch.no_grad():
@@ -73,10 +78,10 @@ def test_export_matches_the_adapter(trained_version, tmp_path: Path) -> None:
     assert torch.allclose(merged_logits, adapter_logits, atol=1e-4)
     assert not torch.allclose(base_logits, adapter_logits, atol=1e-4)  # the adapter matters
     # Greedy texts agree too.
-    from utils.generation import generate
+    from utils.inference.generation import generate
 
     tok.padding_side = "left"
     prompts = [build_prompt(tok, m, system) for m in MRS]
-    assert generate(merged, tok, prompts, 2, 6).texts == generate_with_version(
-        trained_version, MRS, max_new_tokens=6
+    assert generate(merged, tok, prompts, 2, 6).texts == generate_with_adapter(
+        cfg, adapter_dir(trained_version), MRS, max_new_tokens=6
     )

@@ -1,4 +1,4 @@
-"""`utils.training.train_lora` in a process of its own, for the kill-and-resume test.
+"""`utils.training.train.train_lora` in a process of its own, for the kill-and-resume test.
 
 usage: python train_child.py CONFIG_JSON DATASET_DIR OUTPUT_DIR SUMMARY_JSON [STEP_SLEEP_S]
 
@@ -18,16 +18,16 @@ from typing import Any
 def main(argv: list[str]) -> None:
     config_path, dataset, output, summary_path = argv[:4]
     sleep_s = float(argv[4]) if len(argv) > 4 else 0.0
-    import utils.training as training
+    import utils.training.train as training
     from utils.config import PipelineConfig
 
     if sleep_s > 0:
 
-        class SlowCallback(training.ZenMLCallback):
+        class SlowCallback(training.LossHistory):
             def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
                 time.sleep(sleep_s)
 
-        training.ZenMLCallback = SlowCallback
+        training.LossHistory = SlowCallback
     cfg = PipelineConfig.from_json(Path(config_path).read_text())
     summary = training.train_lora(cfg, Path(dataset), Path(output))
     Path(summary_path).write_text(json.dumps(summary))

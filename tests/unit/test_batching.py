@@ -4,7 +4,7 @@ import random
 
 import torch
 
-from utils.training import length_grouped_order
+from utils.training.trainer import length_grouped_order
 
 
 def _padding(lengths: list[int], order: list[int], batch_size: int) -> int:

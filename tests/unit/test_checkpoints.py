@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from utils.checkpoints import (
+from utils.config import load_config
+from utils.training.checkpoints import (
     CheckpointError,
     checkpoint_folder,
     checkpoint_key,
@@ -15,7 +16,6 @@ from utils.checkpoints import (
     plan_resume,
     trainer_checkpoint_arguments,
 )
-from utils.config import load_config
 
 
 def _data(folder: Path, text: str = "a") -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from enum import Enum
 from pathlib import Path
 
 import yaml
@@ -46,6 +47,8 @@ def _plain(value: object) -> object:
     """Defaults as a YAML file would hold them (sub-sections as mappings)."""
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
+    if isinstance(value, Enum):
+        return value.value
     return value
 
 

@@ -4,7 +4,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from utils.data import DataError, load_local_splits, load_splits, to_task_rows
+from utils.data.rows import load_splits, to_task_rows
+from utils.data.sources import DataError, load_local_splits
 
 
 def _write(dir_: Path, fmt: str, rows: list[dict]) -> None:

@@ -121,7 +121,7 @@ def test_dockerignore_keeps_state_data_and_caches_out() -> None:
 
 @pytest.mark.parametrize("name", GPU_CONFIGS)
 def test_gpu_configs_build_this_dockerfile(name: str) -> None:
-    from utils.remote import docker_settings
+    from utils.zenml_ops.remote_options import docker_settings
 
     settings = docker_settings(load_config(ROOT / "configs" / name).remote.docker)
     assert settings is not None, name

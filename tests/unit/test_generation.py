@@ -3,21 +3,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from utils.generation import (
+from tests.conftest import load_on_cpu
+from utils.data.prompts import build_prompt
+from utils.inference.generation import (
     generate,
     max_new_tokens_for,
     newline_token_ids,
     stop_token_ids,
 )
-from utils.models import load_model, load_tokenizer
-from utils.prompts import build_prompt
 
 
 @pytest.fixture(scope="module")
 def tiny(tiny_model_dir: Path):
-    tok = load_tokenizer(str(tiny_model_dir), padding_side="left")
-    model = load_model(str(tiny_model_dir), dtype="float32", device="cpu")
-    # Default init (std 0.02) makes a 32-wide model print one token whatever the prompt;
+    model, tok = load_on_cpu(tiny_model_dir, padding_side="left")
+    # Default init (std 0.02) makes a tiny model print one token whatever the prompt;
     # larger weights give prompt-dependent outputs, which these tests need.
     torch.manual_seed(0)
     with torch.no_grad():
@@ -137,7 +136,7 @@ def test_max_new_tokens_follows_references(tiny) -> None:
 
 
 def test_common_prefix_leaves_every_prompt_a_token() -> None:
-    from utils.kv_cache import common_prefix
+    from utils.inference.kv_cache import common_prefix
 
     assert common_prefix([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == [1, 2]
     assert common_prefix([[1, 2, 3], [1, 2, 3]]) == [1, 2]
@@ -151,7 +150,7 @@ def test_growing_cache_layer_matches_concatenation() -> None:
     concatenation through growth, row selection and dropped leading columns."""
     import torch
 
-    from utils.kv_cache import growing_layer_class
+    from utils.inference.kv_cache import growing_layer_class
 
     layer = growing_layer_class()()
     layer.SPARE = 3

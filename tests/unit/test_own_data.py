@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from utils.config import ColumnMap, DatasetSection, SplitRatio
-from utils.data import DataError, load_task_splits, normalize_rows
+from utils.data.rows import load_task_splits, normalize_rows
+from utils.data.sources import DataError
 
 QA = [{"question": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(100)]
 
@@ -127,8 +128,8 @@ def test_reference_lists_from_parquet_arrays() -> None:
 
 
 def test_text_to_text_metrics_and_report_need_no_mr() -> None:
-    from utils.metrics import compute_metrics, per_row_scores
-    from utils.report import predictions_report_html
+    from utils.evaluation.report import predictions_report_html
+    from utils.evaluation.task_metrics import compute_metrics, per_row_scores
 
     inputs = ["What is 2 + 2?", "What is 2 + 2?", "Capital of France?"]
     preds = ["4", "4", "Lyon"]

@@ -1,6 +1,6 @@
 import pytest
 
-from utils.promotion import decide_promotion, metric_value
+from utils.zenml_ops.promotion import decide_promotion, metric_value
 
 
 def test_beats_base_without_staging() -> None:
@@ -39,7 +39,7 @@ def test_metric_value_names_missing_metric() -> None:
 
 
 def test_staging_on_another_evaluation_set_is_not_compared() -> None:
-    from utils.promotion import staging_figure
+    from utils.zenml_ops.promotion import staging_figure
 
     ours = {"rougeL": 0.9, "eval_set": "test:all"}
     value, why = staging_figure(ours, {"rougeL": 0.3, "eval_set": "test:100"}, "rougeL")

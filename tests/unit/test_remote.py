@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from utils.config import ConfigError, PipelineConfig, load_config
-from utils.remote import (
+from utils.zenml_ops.remote_options import (
     RemoteError,
     check_step_operator,
     pipeline_options,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import re
@@ -10,9 +9,9 @@ import re
 import pytest
 from PIL import Image
 
-from utils.metrics import per_row_scores
-from utils.plots import loss_curve_png, png_html
-from utils.report import predictions_report_html
+from utils.evaluation.report import predictions_report_html
+from utils.evaluation.task_metrics import per_row_scores
+from utils.training.loss_curve import loss_curve_png
 
 MR_DIRT = "inform(name[Dirt: Showdown], release_year[2012], platforms[PlayStation, Xbox, PC])"
 REF_DIRT = "Dirt: Showdown was released in 2012 for PlayStation, Xbox and PC."
@@ -178,12 +177,3 @@ def test_loss_curve_is_a_decodable_png(history: dict[str, list[list[float]]]) ->
 def test_empty_history_is_drawn_differently_from_a_curve() -> None:
     assert loss_curve_png(HISTORY) != loss_curve_png({})
     assert loss_curve_png({"train_loss": [], "eval_loss": []}) == loss_curve_png({})
-
-
-def test_png_html_inlines_the_image() -> None:
-    png = loss_curve_png(HISTORY)
-    page = png_html(png, 'loss "curve" <b>')
-    assert "data:image/png;base64," in page
-    data = re.search(r'src="data:image/png;base64,([^"]+)"', page).group(1)
-    assert _decode(base64.b64decode(data)).size == _decode(png).size
-    assert "<b>" not in page

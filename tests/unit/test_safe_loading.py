@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from utils.models import ModelLoadError, check_model_folder, use_safetensors_for
+from utils.modeling.resolve import ModelLoadError
+from utils.modeling.safety import check_model_folder, use_safetensors_for
 
 
 def _folder(tmp_path: Path, *files: str) -> Path:
@@ -45,7 +46,7 @@ def test_every_from_pretrained_is_safe_by_default(
     """Model and tokenizer loads pass trust_remote_code=False and safetensors only."""
     import transformers
 
-    from utils.models import load_model, load_tokenizer
+    from tests.conftest import load_on_cpu
 
     calls = []
     for cls in (transformers.AutoModelForCausalLM, transformers.AutoTokenizer):
@@ -56,8 +57,7 @@ def test_every_from_pretrained_is_safe_by_default(
             return _real(klass, *args, **kwargs)
 
         monkeypatch.setattr(cls, "from_pretrained", classmethod(spy))
-    load_tokenizer(str(tiny_model_dir))
-    load_model(str(tiny_model_dir), dtype="float32", device="cpu")
+    load_on_cpu(tiny_model_dir)
     assert [name for name, _ in calls] == ["AutoTokenizer", "AutoModelForCausalLM"]
     assert all(kwargs["trust_remote_code"] is False for _, kwargs in calls)
     assert calls[1][1]["use_safetensors"] is True

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from utils.schedules import (
+from utils.zenml_ops.schedules import (
     SCHEDULE_KINDS,
     ScheduleError,
     build_schedule,

@@ -1,0 +1,163 @@
+"""LoRA targets per architecture, quantized loading, model resolution errors."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import load_on_cpu
+from utils.config import load_config
+from utils.modeling.lora import lora_target_modules
+from utils.modeling.resolve import ModelLoadError, resolve_model_path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _tiny_from_config(base_model_id: str):
+    """A 1-layer random model of the config's architecture (no weights, no hub)."""
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig, Phi3Config, Qwen2Config
+
+    small = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "vocab_size": 128,
+        "pad_token_id": 0,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+    }
+    by_family = {
+        "llama": LlamaConfig,
+        "smollm2": LlamaConfig,
+        "phi-3": Phi3Config,
+        "qwen2": Qwen2Config,
+    }
+    family = next(k for k in by_family if k in base_model_id.lower())
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(by_family[family](**small))
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_configured_lora_targets_exist_in_the_architecture(path: Path) -> None:
+    cfg = load_config(path)
+    model = _tiny_from_config(cfg.model.base_model_id)
+    leaves = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    detected = set(lora_target_modules(model))
+    assert "lm_head" not in detected
+    for target in cfg.lora.target_modules or detected:
+        assert target in leaves, f"{path.name}: {target} not in {type(model).__name__}"
+        assert target in detected
+
+
+def test_phi3_targets_differ_from_llama() -> None:
+    phi = set(lora_target_modules(_tiny_from_config("microsoft/Phi-3.5-mini-instruct")))
+    llama = set(lora_target_modules(_tiny_from_config("meta-llama/Llama-3.1-8B-Instruct")))
+    assert "qkv_proj" in phi and "q_proj" not in phi
+    assert "q_proj" in llama and "qkv_proj" not in llama
+
+
+@pytest.mark.parametrize(("bits", "cls"), [("4bit", "Linear4bit"), ("8bit", "Linear8bitLt")])
+def test_quantized_loading_on_cpu(tiny_model_dir: Path, bits: str, cls: str) -> None:
+    model, _ = load_on_cpu(tiny_model_dir, quantization=bits)
+    classes = {type(m).__name__ for m in model.modules()}
+    assert cls in classes
+    assert set(lora_target_modules(model)) >= {"q_proj", "v_proj"}
+
+
+def test_unknown_model_says_what_was_tried(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from utils.modeling.hub import hub_reachable
+
+    hub_reachable.cache_clear()
+    with pytest.raises(ModelLoadError, match=r"no-such/model.*local folder.*hub.*offline"):
+        resolve_model_path("no-such/model")
+
+
+def test_last_n_layers_limits_lora_to_the_top_blocks(tiny_model_dir: Path) -> None:
+    from utils.config import LoraSection
+    from utils.modeling.lora import apply_lora
+
+    model, _ = load_on_cpu(tiny_model_dir)
+    peft_model = apply_lora(model, LoraSection(r=2, last_n_layers=1), "none", False)
+    adapted = {
+        n.split(".layers.")[1].split(".")[0]
+        for n, _ in peft_model.named_modules()
+        if "lora_A" in n and ".layers." in n
+    }
+    assert adapted == {"1"}  # the tiny model has layers 0 and 1
+
+
+def _llama_on_meta(hidden: int):
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    config = LlamaConfig(
+        vocab_size=128,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config)
+
+
+def test_cpu_4bit_check_names_a_layer_below_the_block_size() -> None:
+    from utils.modeling.quantization import cpu_4bit_problem
+
+    problem = cpu_4bit_problem(_llama_on_meta(32), repacks=True)
+    assert problem is not None
+    assert "multiple of 64" in problem and "multiple of 32" in problem
+    assert "model.layers.0.self_attn.q_proj (32 -> 32)" in problem
+    assert "use model.quantization 8bit or none, or a GPU" in problem
+    assert "\n" not in problem
+    # The LM head stays unquantized: its shape never counts.
+    assert "lm_head" not in problem
+    assert cpu_4bit_problem(_llama_on_meta(64), repacks=True) is None
+    # CPUs whose bitsandbytes kernels do not repack take any shape.
+    assert cpu_4bit_problem(_llama_on_meta(32), repacks=False) is None
+
+
+@pytest.mark.parametrize("hidden", [32, 64])
+def test_cpu_4bit_check_agrees_with_bitsandbytes(
+    hidden: int, smollm2_dir: Path, tmp_path: Path
+) -> None:
+    """On this machine's CPU, bitsandbytes fails an inference pass exactly when the check
+    says it will (on AVX2 CPUs: never, for both widths)."""
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    from tests.fixtures.tiny_model import build_tiny_llama
+    from utils.modeling.quantization import cpu_4bit_problem
+
+    path = build_tiny_llama(smollm2_dir, tmp_path / "m", hidden_size=hidden)
+    qconfig = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        path, quantization_config=qconfig, device_map={"": "cpu"}
+    )
+    model.eval()
+    try:
+        with torch.inference_mode():
+            model(input_ids=torch.tensor([[1, 2, 3]]))
+        failed = False
+    except RuntimeError:
+        failed = True
+    assert failed == (cpu_4bit_problem(model) is not None)
+
+
+def test_loading_4bit_refuses_a_layer_this_cpu_cannot_run(
+    smollm2_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import utils.modeling.quantization as quantization
+    from tests.fixtures.tiny_model import build_tiny_llama
+
+    monkeypatch.setattr(quantization, "bnb_repacks_4bit_on_cpu", lambda: True)
+    path = build_tiny_llama(smollm2_dir, tmp_path / "m", hidden_size=32)
+    with pytest.raises(ModelLoadError, match=r"cannot run on this CPU.*q_proj \(32 -> 32\)"):
+        load_on_cpu(path, quantization="4bit")
+    quantization.check_quantizable(str(path), "8bit", device="cpu")  # other modes: no limit
+    with pytest.raises(ModelLoadError, match="multiple of 64"):
+        quantization.check_quantizable(str(path), "4bit", device="cpu")

@@ -1,0 +1,76 @@
+"""Checks before a run: everything a user can get wrong fails here, with one line, before
+any step runs or a model version exists."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from utils.config import PipelineConfig
+
+logger = logging.getLogger(__name__)
+
+
+def check_stack(cfg: PipelineConfig, schedule: Any) -> None:
+    """Schedules and step operators the active stack cannot honour fail here, before a run."""
+    from utils.zenml_ops.remote_options import check_step_operator, steps_on_step_operator
+    from utils.zenml_ops.schedules import check_orchestrator
+
+    if schedule is None and not steps_on_step_operator(cfg.remote):
+        return
+    from zenml.client import Client
+
+    stack = Client().active_stack
+    if schedule is not None:
+        orchestrator = stack.orchestrator
+        check_orchestrator(orchestrator.flavor, orchestrator.config.is_schedulable, schedule)
+    check_step_operator(cfg.remote, stack.name, set(stack.step_operators))
+
+
+def runs_locally() -> bool:
+    from zenml.client import Client
+
+    return Client().active_stack.orchestrator.flavor == "local"
+
+
+def preflight(cfg: PipelineConfig) -> None:
+    """Fail before any step runs (and before a model version exists) on fixable problems."""
+    from utils.data.rows import load_task_splits
+    from utils.modeling.hub import hub_reachable
+    from utils.modeling.quantization import check_quantizable
+    from utils.modeling.resolve import resolve_model_path
+    from utils.modeling.safety import check_model_folder
+    from utils.training.checkpoints import check_resume, checkpoint_step
+    from utils.zenml_ops.secrets import check_hf_secret, hf_token
+
+    local = runs_locally()
+    if cfg.model.hf_token_secret:
+        if local:
+            hf_token(cfg.model.hf_token_secret)  # this machine's HF_TOKEN wins
+        else:
+            # A remote step never sees this machine's HF_TOKEN: the secret must exist.
+            check_hf_secret(cfg.model.hf_token_secret)
+    if not local:
+        # Data folders, the hub and the model cache are those of the machines steps run on.
+        return
+    if not cfg.dataset.data_dir and not hub_reachable():
+        from utils.data.sources import DataError
+
+        raise DataError(
+            f"the Hugging Face hub is unreachable, so dataset {cfg.dataset.name!r} cannot be "
+            "downloaded: pass --data-dir PATH (e.g. --data-dir ../shared/data/viggo)"
+        )
+    # Every row, as prepare_data will read it (~1 s for ViGGO): missing splits or columns and
+    # malformed rows stop the run here, not in a step after a model version exists.
+    load_task_splits(cfg.dataset)
+    path = resolve_model_path(cfg.model.base_model_id)
+    check_model_folder(path, cfg.model.allow_pickle_weights)
+    check_quantizable(
+        path,
+        cfg.model.quantization,
+        cfg.model.trust_remote_code,
+        token=hf_token(cfg.model.hf_token_secret),
+    )
+    checkpoint = check_resume(cfg)
+    if checkpoint is not None:
+        logger.info("finetune resumes from step %d (%s)", checkpoint_step(checkpoint), checkpoint)

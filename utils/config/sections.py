@@ -1,0 +1,210 @@
+"""The config schema: one section per concern, assembled into `PipelineConfig`.
+
+Each section is also what the code that uses it takes as a parameter (the evaluate step
+gets `ModelSource` and `EvaluationSection`, the loader `ModelSource`, ...).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from utils.config.base import Section
+from utils.config.remote_sections import RemoteSection
+from utils.core.names import PROMOTION_STAGES, Stage
+from utils.core.tasks import METRICS, ROUGE_L, TaskName, get_task
+
+
+class ModelSource(Section):
+    """Which base model, and how it is loaded: everything that decides its weights and
+    outputs (and nothing that only names it), so it is what loading code takes."""
+
+    base_model_id: str = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    quantization: Literal["none", "4bit", "8bit"] = "none"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    trust_remote_code: bool = False
+    # The NAME of a ZenML secret with a `token` key, read by the steps where they run (the
+    # HF_TOKEN environment variable wins). Never the token itself: the config is stored as
+    # metadata and step parameters.
+    hf_token_secret: str | None = Field(None, min_length=1)
+    # Pickle weights (.bin/.pt) can run code when loaded; only safetensors load unless this
+    # says the folder is trusted.
+    allow_pickle_weights: bool = False
+
+
+class ModelSection(ModelSource):
+    name: str = Field("viggo-lora", description="Model name in ZenML's Model Control Plane.")
+    license: str = "apache-2.0"
+    description: str = "LoRA adapter finetuned on ViGGO."
+
+    def source(self) -> ModelSource:
+        return ModelSource.model_validate(self.model_dump(include=set(ModelSource.model_fields)))
+
+
+class LoraSection(Section):
+    r: int = Field(16, gt=0)
+    alpha: int = Field(32, gt=0)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    # None = every linear projection of the transformer blocks, found from the architecture.
+    target_modules: list[str] | None = None
+    # Adapt only the last N blocks (None = all). Backpropagation then stops at the first
+    # adapted block: on a CPU, LoRA on the top half of SmolLM2 trains ~1.5x faster per step.
+    last_n_layers: int | None = Field(None, gt=0)
+
+
+class ColumnMap(Section):
+    """Which source columns hold the model's input, its target and (optionally) a list of
+    extra references for evaluation."""
+
+    input: str = Field(min_length=1)
+    target: str = Field(min_length=1)
+    references: str | None = Field(None, min_length=1)
+
+
+class SplitRatio(Section):
+    """Fractions of the train split carved out (seeded) for splits the source lacks."""
+
+    validation: float = Field(0.1, ge=0.0, lt=1.0)
+    test: float = Field(0.1, ge=0.0, lt=1.0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _train_keeps_rows(self) -> SplitRatio:
+        if self.validation + self.test >= 1.0:
+            raise ValueError(
+                f"validation + test must be below 1 so train keeps rows "
+                f"(got {self.validation} + {self.test})"
+            )
+        return self
+
+
+class DatasetSection(Section):
+    name: str = "GEM/viggo"
+    data_dir: str | None = None
+    task: TaskName = TaskName.DATA_TO_TEXT
+    system_prompt: str | None = None
+    max_train_samples: int | None = Field(None, gt=0)
+    max_validation_samples: int | None = Field(None, gt=0)
+    # Safety cap only; batches are padded dynamically to their longest row.
+    max_length: int = Field(512, gt=8)
+    # None = the GEM ViGGO names for the task (input/target for text_to_text).
+    columns: ColumnMap | None = None
+    # None = every split must exist; otherwise missing validation/test come out of train.
+    split_ratio: SplitRatio | None = None
+    # Rows with an empty input/target or an unparsable ViGGO MR are skipped and reported;
+    # more than this fraction of a split means the wrong file or column, so the run stops.
+    max_malformed_fraction: float = Field(0.01, ge=0.0, le=1.0)
+
+
+class TrainingSection(Section):
+    max_steps: int = Field(100, gt=0)
+    learning_rate: float = Field(2e-4, gt=0.0, lt=1.0)
+    batch_size: int = Field(8, gt=0)
+    gradient_accumulation_steps: int = Field(1, gt=0)
+    warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    logging_steps: int = Field(10, gt=0)
+    eval_steps: int | None = Field(None, gt=0)
+    gradient_checkpointing: bool = False
+    group_by_length: bool = True
+    # Padding-free batches (rows concatenated, attention kept within each row). Pays with
+    # flash attention on a GPU; on a CPU, length-grouped padded batches waste less.
+    packing: bool = False
+    # Padded batches run the prompt prefix all rows share (chat template + system prompt,
+    # ~20% of a ViGGO row) once per batch; the rows attend to it through the KV cache. Same
+    # loss and gradients. Off with packing, activation checkpointing or sliding-window caches.
+    share_prompt_prefix: bool = True
+    seed: int = 42
+    # Checkpoint (adapter + optimizer + scheduler + RNG) every N optimizer steps into a
+    # folder keyed by this config, so a killed run loses at most N steps. None = never.
+    save_steps: int | None = Field(10, gt=0)
+    # auto: continue from a matching checkpoint when one exists; always: fail if none
+    # (what `run.py --resume` sets); never: delete matching checkpoints and start over.
+    resume: Literal["auto", "always", "never"] = "auto"
+    # Root of the per-config checkpoint folders (default: $LORA_CHECKPOINT_DIR, else
+    # ~/.cache/viggo-lora/checkpoints).
+    checkpoint_dir: str | None = None
+
+
+class AccelerateSection(Section):
+    # 1 = train in the step's own process (no launcher). >1 = `accelerate launch` children:
+    # one per GPU, or CPU processes talking over gloo where no GPU exists.
+    num_processes: int = Field(1, ge=1)
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    main_process_port: int | None = Field(None, gt=0, lt=65536)
+
+
+class EvaluationSection(Section):
+    split: Literal["test", "validation"] = "test"
+    max_samples: int | None = Field(None, gt=0)
+    batch_size: int = Field(32, gt=0)
+    # None = derived from the reference lengths of the evaluated split.
+    max_new_tokens: int | None = Field(None, gt=0)
+    # continuous: finished rows leave the batch and waiting prompts take their slots (same
+    # greedy outputs as `generate`, far fewer wasted steps); generate: transformers' generate.
+    engine: Literal["continuous", "generate"] = "continuous"
+    # Answers are one line: stop there rather than let an untuned model comment on itself.
+    stop_at_newline: bool = True
+
+
+class PromotionSection(Section):
+    metric: str = ROUGE_L.name
+    min_improvement: float = Field(0.0, ge=0.0)
+    stage: Stage = Stage.STAGING
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_known(cls, v: str) -> str:
+        if v not in METRICS:
+            raise ValueError(f"unknown metric {v!r}; valid: {', '.join(sorted(METRICS))}")
+        return v
+
+    @field_validator("stage")
+    @classmethod
+    def _stage_promotable(cls, v: Stage) -> Stage:
+        if v not in PROMOTION_STAGES:
+            valid = ", ".join(s.value for s in PROMOTION_STAGES)
+            raise ValueError(f"the pipeline promotes to {valid}, not {Stage(v).value!r}")
+        return v
+
+
+class PipelineConfig(Section):
+    model: ModelSection = ModelSection()
+    lora: LoraSection = LoraSection()
+    dataset: DatasetSection = DatasetSection()
+    training: TrainingSection = TrainingSection()
+    accelerate: AccelerateSection = AccelerateSection()
+    evaluation: EvaluationSection = EvaluationSection()
+    promotion: PromotionSection = PromotionSection()
+    enable_cache: bool = True
+    remote: RemoteSection = RemoteSection()
+
+    @model_validator(mode="after")
+    def _metric_exists_for_task(self) -> PipelineConfig:
+        # Otherwise the mismatch surfaces only in the promote step, after all the training.
+        valid = [m.name for m in get_task(self.dataset.task).metrics]
+        if self.promotion.metric not in valid:
+            raise ValueError(
+                f"promotion.metric {self.promotion.metric!r} is not computed for task "
+                f"{self.dataset.task!r}; valid: {', '.join(valid)}"
+            )
+        return self
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    def training_json(self) -> str:
+        """Only the sections that shape the adapter, so that changing evaluation or promotion
+        settings re-uses a cached finetune step."""
+        return self.model_dump_json(include=TRAINING_SECTIONS)
+
+    @classmethod
+    def from_json(cls, text: str) -> PipelineConfig:
+        return cls.model_validate(json.loads(text))
+
+
+# The sections that shape the adapter (and so the finetune step's cache and checkpoints).
+TRAINING_SECTIONS = {"model", "lora", "dataset", "training", "accelerate"}

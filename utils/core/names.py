@@ -1,0 +1,77 @@
+"""Names that users' scripts, the dashboard and the config rely on, written once.
+
+Step invocation ids (also the keys of `remote.steps`), artifact names, model-version
+metadata keys, stages, and the files a prepared dataset holds.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+# --- steps: invocation ids in the pipeline, names in the dashboard, `remote.steps.<id>` ---
+PREPARE_DATA = "prepare_data"
+FINETUNE = "finetune"
+EVALUATE_BASE = "evaluate_base"
+EVALUATE_FINETUNED = "evaluate_finetuned"
+PROMOTE = "promote"
+STEPS = (PREPARE_DATA, FINETUNE, EVALUATE_BASE, EVALUATE_FINETUNED, PROMOTE)
+
+
+class EvalStage(StrEnum):
+    """Which model an evaluation scores; `{stage}` in the evaluation artifacts' names."""
+
+    BASE = "base"
+    FINETUNED = "finetuned"
+
+
+# --- artifacts ---
+DATASET = "dataset"  # prepare_data: the prepared splits (a folder)
+ADAPTER = "adapter"  # finetune: the LoRA adapter with its tokenizer (a folder)
+TRAINING_SUMMARY = "training_summary"
+LOSS_CURVE = "loss_curve"
+PROMOTION = "promotion"
+# The evaluate step runs twice; ZenML substitutes `{stage}` (base / finetuned).
+STAGE_METRICS = "{stage}_metrics"
+STAGE_PREDICTIONS = "{stage}_predictions"
+STAGE_REPORT = "{stage}_report"
+
+
+def metrics_name(stage: EvalStage | str) -> str:
+    """`base_metrics` / `finetuned_metrics`: artifact name and model-version metadata key."""
+    return STAGE_METRICS.format(stage=EvalStage(stage).value)
+
+
+def predictions_name(stage: EvalStage | str) -> str:
+    return STAGE_PREDICTIONS.format(stage=EvalStage(stage).value)
+
+
+# --- model-version metadata keys (besides the two metrics_name keys) ---
+CONFIG = "config"
+TRAINING = "training"  # the training summary; also the finetune step's metadata key
+LOSS_HISTORY = "loss_history"
+# In every metrics dict: what was scored, e.g. "test:all" or "test:100". Promotion compares
+# only scores taken on the same set.
+EVAL_SET = "eval_set"
+
+
+# --- stages of the Model Control Plane ---
+class Stage(StrEnum):
+    STAGING = "staging"
+    PRODUCTION = "production"
+    ARCHIVED = "archived"
+
+
+# What the pipeline may promote to (archiving is a human decision).
+PROMOTION_STAGES = (Stage.STAGING, Stage.PRODUCTION)
+
+# --- files ---
+# The checkout: relative paths in configs (Dockerfile, build context) are taken from here, and
+# Accelerate's children import the project from here.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SPLITS = ("train", "validation", "test")
+
+
+def split_file(split: str) -> str:
+    """A prepared split inside the `dataset` folder."""
+    return f"{split}.jsonl"

@@ -1,0 +1,101 @@
+"""The one model loader: base model (+ LoRA adapter) and tokenizer, for training,
+evaluation, generation and export alike.
+
+Where the files come from is `utils.modeling.resolve`; the dtype, device and quantization
+come from `ModelSource` through the precision policy; the hub token from
+`model.hf_token_secret` (or HF_TOKEN), read here, where the model is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from utils.config import ModelSource
+from utils.modeling.precision import Precision, precision_for
+from utils.modeling.quantization import cpu_4bit_problem, quantization_config
+from utils.modeling.resolve import ModelLoadError, resolve_model_path
+from utils.modeling.safety import use_safetensors_for
+from utils.zenml_ops.secrets import hf_token
+
+
+def load_tokenizer(
+    path: str,
+    trust_remote_code: bool = False,
+    padding_side: str = "right",
+    token: str | None = None,
+) -> Any:
+    """`token`: for gated hub models; None = huggingface_hub's default."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, token=token)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = padding_side
+    return tok
+
+
+def load_weights(path: str, source: ModelSource, precision: Precision, token: str | None) -> Any:
+    """The base model from `path`, quantized and placed as `source` and `precision` say."""
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {
+        "dtype": precision.dtype,
+        "trust_remote_code": source.trust_remote_code,
+        "token": token,
+    }
+    qconfig = quantization_config(source.quantization, precision.dtype)
+    if qconfig is not None:
+        kwargs["quantization_config"] = qconfig
+        # bitsandbytes places weights at load time; one device per process.
+        kwargs["device_map"] = {"": _device_index(precision.device)}
+    model = AutoModelForCausalLM.from_pretrained(
+        path, use_safetensors=use_safetensors_for(path, source.allow_pickle_weights), **kwargs
+    )
+    if qconfig is None:
+        model.to(precision.device)
+    elif source.quantization == "4bit" and not precision.device.startswith("cuda"):
+        # Here, not at the first forward pass deep inside a step: one line saying what to do.
+        problem = cpu_4bit_problem(model)
+        if problem:
+            raise ModelLoadError(f"{path}: {problem}")
+    return model
+
+
+def load_model(
+    source: ModelSource,
+    *,
+    adapter: Path | None = None,
+    padding_side: str = "right",
+    precision: Precision | None = None,
+) -> tuple[Any, Any]:
+    """(model, tokenizer) of `source`, with `adapter` on top when given.
+
+    The adapter folder carries the tokenizer it was trained with. On an unquantized base the
+    adapter is merged (generation at base-model speed, and what `export` writes); on a
+    quantized base it stays a PeftModel.
+    """
+    path = resolve_model_path(source.base_model_id)
+    token = hf_token(source.hf_token_secret)
+    precision = precision or precision_for(source)
+    tokenizer = load_tokenizer(
+        str(adapter or path), source.trust_remote_code, padding_side, token=token
+    )
+    model = load_weights(path, source, precision, token)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter))
+        if source.quantization == "none":
+            model = model.merge_and_unload()
+    return model, tokenizer
+
+
+def _device_index(device: str) -> Any:
+    if device.startswith("cuda"):
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        return torch.device("cuda", local_rank)
+    return device

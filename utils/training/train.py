@@ -1,0 +1,103 @@
+"""LoRA finetuning with transformers' Trainer (v5 API) on prompt-masked, dynamically padded rows
+whose shared prompt prefix runs once per batch."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from utils.config import PipelineConfig
+from utils.core.names import split_file
+from utils.data.jsonl import read_jsonl
+from utils.modeling.loader import load_model
+from utils.modeling.lora import apply_lora
+from utils.modeling.precision import precision_for
+from utils.training.checkpoints import clear_checkpoints, plan_resume
+from utils.training.distributed import gather_from_ranks, trainable_digest
+from utils.training.history import LossHistory
+from utils.training.trainer import make_collator, trainer_class, training_arguments
+
+logger = logging.getLogger(__name__)
+
+
+def _as_dataset(rows: list[dict[str, Any]]) -> Any:
+    from datasets import Dataset
+
+    return Dataset.from_list(
+        [
+            {"input_ids": r["input_ids"], "labels": r["labels"], "length": len(r["input_ids"])}
+            for r in rows
+        ]
+    )
+
+
+def train_lora(cfg: PipelineConfig, dataset_dir: Path, adapter_dir: Path) -> dict[str, Any]:
+    """Train a LoRA adapter; the main process saves it (with tokenizer) to `adapter_dir`.
+
+    Returns a summary (losses, steps, tokens, runtime, world size) that callers log to ZenML.
+    Checkpoints go to a folder keyed by the config (`utils.training.checkpoints`); a matching
+    one is resumed (`resumed_from_step`, 0 = from scratch) and the folder is deleted on
+    success.
+    """
+    from transformers import set_seed
+
+    # LoRA's A matrices are drawn before the Trainer seeds anything: without this, two runs
+    # of one config start from different adapters (and a resumed run cannot match).
+    set_seed(cfg.training.seed)
+    source = cfg.model.source()
+    precision = precision_for(source, cfg.accelerate.mixed_precision)
+    model, tokenizer = load_model(source, precision=precision)
+    model = apply_lora(model, cfg.lora, source.quantization, cfg.training.gradient_checkpointing)
+    train_rows = read_jsonl(dataset_dir / split_file("train"))
+    eval_file = dataset_dir / split_file("validation")
+    eval_rows = read_jsonl(eval_file) if eval_file.is_file() else []
+    callback = LossHistory()
+    collator = make_collator(cfg, tokenizer.pad_token_id, model)
+    plan = plan_resume(cfg)
+    trainer = trainer_class()(
+        model=model,
+        args=training_arguments(cfg, plan.folder, precision, bool(eval_rows)),
+        train_dataset=_as_dataset(train_rows),
+        eval_dataset=_as_dataset(eval_rows) if eval_rows else None,
+        data_collator=collator,
+        processing_class=tokenizer,
+        callbacks=[callback],
+    )
+    start = time.perf_counter()
+    result = trainer.train(
+        resume_from_checkpoint=str(plan.resume_from) if plan.resume_from else None
+    )
+    runtime = time.perf_counter() - start
+    is_main = trainer.is_world_process_zero()
+    if is_main:
+        model.save_pretrained(adapter_dir)
+        tokenizer.save_pretrained(adapter_dir)
+    # Evidence that every rank trained and stayed in sync (identical weights after
+    # all-reduced steps on different data shards), and that only rank 0 saved.
+    ranks = gather_from_ranks(
+        {"digest": trainable_digest(model), "saved": is_main, "steps": trainer.state.global_step}
+    )
+    if is_main:
+        # Every rank is past the all_gather above: nobody reads the checkpoints any more.
+        clear_checkpoints(plan.folder)
+    losses = callback.losses()
+    return {
+        "world_size": trainer.args.world_size,
+        "steps": int(trainer.state.global_step),
+        "tokens_seen": int(trainer.state.num_input_tokens_seen),
+        "train_runtime_s": round(runtime, 2),
+        "final_train_loss": losses["train_loss"][-1][1] if losses["train_loss"] else None,
+        "mean_train_loss": float(result.training_loss),
+        "final_eval_loss": losses["eval_loss"][-1][1] if losses["eval_loss"] else None,
+        "trainable_params": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+        "loss_history": losses,
+        "train_rows": len(train_rows),
+        "rank_weight_digests": [r["digest"] for r in ranks],
+        "rank_saved_adapter": [r["saved"] for r in ranks],
+        "rank_steps": [int(r["steps"]) for r in ranks],
+        "resumed_from_step": plan.step,
+        "packing": cfg.training.packing,
+        "shared_prompt_prefix": bool(getattr(collator, "share_prefix", False)),
+    }

@@ -1,0 +1,113 @@
+"""transformers' Trainer as this project runs it: its arguments, its batches (length-grouped,
+prompt prefix shared through the KV cache) and its collator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from utils.config import PipelineConfig
+from utils.inference.kv_cache import attach_prefix_cache, supports_plain_cache
+from utils.modeling.precision import Precision
+from utils.training.checkpoints import trainer_checkpoint_arguments
+from utils.training.collators import CompletionCollator, PackedCollator
+
+
+def make_collator(cfg: PipelineConfig, pad_token_id: int, model: Any) -> Any:
+    if cfg.training.packing:
+        return PackedCollator()
+    share = shares_prompt_prefix(cfg, model)
+    # Left padding ends every answer in the last column: the LM head runs on the narrowest
+    # window that holds all of the batch's labels.
+    return CompletionCollator(
+        pad_token_id, trim_prompt_logits=True, share_prefix=share, padding_side="left"
+    )
+
+
+def shares_prompt_prefix(cfg: PipelineConfig, model: Any) -> bool:
+    t = cfg.training
+    # Activation checkpointing turns the KV cache off; packed rows have no padding to share.
+    wanted = t.share_prompt_prefix and not t.packing and not t.gradient_checkpointing
+    return wanted and supports_plain_cache(model)
+
+
+# transformers groups lengths within "megabatches" of up to 50 batches, but keeps at least 4
+# of them: a dataset under 32 batches then gets random batches. One group is enough there.
+MAX_BATCHES_PER_LENGTH_GROUP = 50
+
+
+def length_grouped_order(lengths: list[int], batch_size: int, generator: Any = None) -> list[int]:
+    """Row order for length-grouped batches: random groups of up to 50 batches, each sorted
+    by length (transformers' `get_length_grouped_indices`, without its 4-group minimum)."""
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    groups = max(1, min(len(lengths) // batch_size, MAX_BATCHES_PER_LENGTH_GROUP))
+    return get_length_grouped_indices(
+        lengths, batch_size, mega_batch_mult=groups, generator=generator
+    )
+
+
+def trainer_class() -> type:
+    """transformers' Trainer, taught to turn a batch's shared prefix into a KV cache and to
+    group rows by length also in small datasets."""
+    from transformers import Trainer
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    class LengthGroupedRows(LengthGroupedSampler):
+        def __iter__(self):
+            return iter(length_grouped_order(self.lengths, self.batch_size, self.generator))
+
+    class LoRATrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if "prefix_ids" in inputs:
+                # The prefix pass bypasses the DDP wrapper: one wrapped forward per backward.
+                # Its graph joins the rows' graph, so each weight still gets one gradient.
+                inputs = attach_prefix_cache(self.accelerator.unwrap_model(model), inputs)
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+        def _get_train_sampler(self, train_dataset=None):
+            sampler = super()._get_train_sampler(train_dataset)
+            if isinstance(sampler, LengthGroupedSampler):
+                return LengthGroupedRows(sampler.batch_size, lengths=sampler.lengths)
+            return sampler
+
+    return LoRATrainer
+
+
+def training_arguments(
+    cfg: PipelineConfig, output_dir: Path, precision: Precision, has_eval: bool
+) -> Any:
+    from transformers import TrainingArguments
+
+    t = cfg.training
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        learning_rate=t.learning_rate,
+        warmup_steps=t.warmup_ratio,
+        lr_scheduler_type=t.lr_scheduler,
+        weight_decay=t.weight_decay,
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=t.eval_steps or t.max_steps,
+        **trainer_checkpoint_arguments(t),
+        report_to="none",
+        seed=t.seed,
+        bf16=precision.trainer_bf16,
+        use_cpu=precision.device == "cpu",
+        activation_checkpointing=t.gradient_checkpointing,
+        # Rows of similar length share a batch: far less padding than random batches.
+        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
+        length_column_name="length",
+        remove_unused_columns=False,
+        label_names=["labels"],
+        # Packed rows have no padding, and no attention mask to count it by.
+        include_num_input_tokens_seen="all" if t.packing else "non_padding",
+        dataloader_num_workers=0,
+        # Every trainable (LoRA) weight is used in each forward pass; searching costs time.
+        ddp_find_unused_parameters=False,
+    )

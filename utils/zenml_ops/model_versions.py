@@ -1,0 +1,58 @@
+"""Model versions in ZenML's Model Control Plane: the `Model` each run creates, and the
+config and adapter of an existing version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from utils.config import PipelineConfig
+from utils.core.errors import UserError
+from utils.core.names import ADAPTER, CONFIG
+
+
+class ModelVersionError(UserError, ValueError):
+    """The requested model version or its artifacts do not exist."""
+
+
+def model_for(cfg: PipelineConfig) -> Any:
+    """A new model version per run (version=None), tagged so versions are easy to filter."""
+    from zenml import Model
+
+    return Model(
+        name=cfg.model.name,
+        description=cfg.model.description,
+        license=cfg.model.license,
+        tags=[
+            f"base:{cfg.model.base_model_id}",
+            f"task:{cfg.dataset.task}",
+            f"quantization:{cfg.model.quantization}",
+        ],
+    )
+
+
+def find_version(model_name: str, version: str) -> Any:
+    """A model version by stage (staging, production, latest) or number/name."""
+    from zenml.client import Client
+
+    key: int | str = int(version) if version.isdigit() else version
+    try:
+        return Client().get_model_version(model_name, key)
+    except KeyError:
+        raise ModelVersionError(f"model {model_name!r} has no version {version!r}") from None
+
+
+def version_config(mv: Any) -> PipelineConfig:
+    config = mv.run_metadata.get(CONFIG)
+    if not isinstance(config, dict):
+        raise ModelVersionError(
+            f"model version {mv.name} has no {CONFIG!r} metadata (not trained?)"
+        )
+    return PipelineConfig.model_validate(config)
+
+
+def adapter_dir(mv: Any) -> Path:
+    try:
+        return Path(mv.get_artifact(ADAPTER).load())
+    except (KeyError, AttributeError):
+        raise ModelVersionError(f"model version {mv.name} has no {ADAPTER!r} artifact") from None
