@@ -20,6 +20,7 @@ from utils.config.sections import (
     ModelSource,
     PipelineConfig,
     PromotionSection,
+    RerankSection,
     SplitRatio,
     TrainingSection,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "PipelineConfig",
     "PromotionSection",
     "RemoteSection",
+    "RerankSection",
     "ResourcesSection",
     "RetrySection",
     "Section",

@@ -23,7 +23,10 @@ class ModelSource(Section):
 
     base_model_id: str = "HuggingFaceTB/SmolLM2-135M-Instruct"
     quantization: Literal["none", "4bit", "8bit"] = "none"
+    # auto: bf16 on GPUs and on CPUs with native bf16 (AVX512-BF16, AMX), else float32.
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    # auto: transformers' default (sdpa), but eager for bf16 on a CPU (faster there).
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
     trust_remote_code: bool = False
     # The NAME of a ZenML secret with a `token` key, read by the steps where they run (the
     # HF_TOKEN environment variable wins). Never the token itself: the config is stored as
@@ -110,6 +113,9 @@ class TrainingSection(Section):
     eval_steps: int | None = Field(None, gt=0)
     gradient_checkpointing: bool = False
     group_by_length: bool = True
+    # random: the Trainer's shuffled (length-grouped) rows; distinct_first: every distinct
+    # input once before any twice (ViGGO has ~3 references per MR), then the next round.
+    row_order: Literal["random", "distinct_first"] = "random"
     # Padding-free batches (rows concatenated, attention kept within each row). Pays with
     # flash attention on a GPU; on a CPU, length-grouped padded batches waste less.
     packing: bool = False
@@ -127,6 +133,19 @@ class TrainingSection(Section):
     # Root of the per-config checkpoint folders (default: $LORA_CHECKPOINT_DIR, else
     # ~/.cache/viggo-lora/checkpoints).
     checkpoint_dir: str | None = None
+    # Generative validation: every N optimizer steps (and at the last), decode up to
+    # `validation_samples` distinct validation inputs and score them (SER and ROUGE-L for
+    # data_to_text). None = off.
+    validation_steps: int | None = Field(None, gt=0)
+    validation_samples: int = Field(48, gt=0)
+    # Save the weights of the best validation check, not the last step's.
+    select_best: bool = False
+
+    @model_validator(mode="after")
+    def _select_needs_validation(self) -> TrainingSection:
+        if self.select_best and self.validation_steps is None:
+            raise ValueError("select_best needs validation_steps (how often to validate)")
+        return self
 
 
 class AccelerateSection(Section):
@@ -135,6 +154,26 @@ class AccelerateSection(Section):
     num_processes: int = Field(1, ge=1)
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     main_process_port: int | None = Field(None, gt=0, lt=65536)
+
+
+class RerankSection(Section):
+    """Slot-aware decoding: inputs whose greedy output fails the task's check (ViGGO slot
+    errors for data_to_text; an MR that does not parse for text_to_mr) get more candidates;
+    the one with the fewest errors wins, then the one the model scores highest."""
+
+    # sample: candidates drawn inside the continuous engine, one wave at a time, until one
+    # passes the check; beam: transformers' beam search, all candidates at once (slow).
+    method: Literal["sample", "beam"] = "sample"
+    # At most this many candidates per failing input (the beam width for `beam`).
+    candidates: int = Field(8, ge=1, le=64)
+    temperature: float = Field(0.7, gt=0.0, le=2.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    # false = candidates for every input (a greedy output with no error can still lose on
+    # model score); true = only for inputs whose greedy output fails the check.
+    only_failing: bool = True
+    # The base model fails most inputs: reranking it costs several times its greedy pass.
+    apply_to: Literal["finetuned", "both"] = "finetuned"
+    seed: int = 0
 
 
 class EvaluationSection(Section):
@@ -148,6 +187,8 @@ class EvaluationSection(Section):
     engine: Literal["continuous", "generate"] = "continuous"
     # Answers are one line: stop there rather than let an untuned model comment on itself.
     stop_at_newline: bool = True
+    # null = greedy decoding only.
+    rerank: RerankSection | None = None
 
 
 class PromotionSection(Section):
@@ -181,6 +222,15 @@ class PipelineConfig(Section):
     promotion: PromotionSection = PromotionSection()
     enable_cache: bool = True
     remote: RemoteSection = RemoteSection()
+
+    @model_validator(mode="after")
+    def _rerank_has_a_check(self) -> PipelineConfig:
+        if self.evaluation.rerank is not None and get_task(self.dataset.task).mr_role is None:
+            raise ValueError(
+                f"evaluation.rerank needs a task whose outputs can be checked (data_to_text, "
+                f"text_to_mr), not {self.dataset.task!r}; set evaluation.rerank: null"
+            )
+        return self
 
     @model_validator(mode="after")
     def _metric_exists_for_task(self) -> PipelineConfig:

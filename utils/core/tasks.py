@@ -93,6 +93,9 @@ class Task:
     # The report's per-row score columns, and its order: worst by these first.
     row_metrics: tuple[Metric, ...]
     worst_first: tuple[Metric, ...]
+    # What generative validation during training tracks (and `training.select_best` keeps
+    # the best of).
+    validation_metric: Metric
 
 
 # GEM's ViGGO column names.
@@ -109,6 +112,7 @@ DATA_TO_TEXT = Task(
     multiref_metrics=(*ROUGE, BLEU, SER),
     row_metrics=(SER, ROUGE_L, *SLOT_ERRORS),
     worst_first=(SER, ROUGE_L),
+    validation_metric=SER,
 )
 TEXT_TO_MR = Task(
     name=TaskName.TEXT_TO_MR,
@@ -126,6 +130,7 @@ TEXT_TO_MR = Task(
     multiref_metrics=(),
     row_metrics=(EXACT_MATCH, SLOT_F1, ROUGE_L),
     worst_first=(SLOT_F1, ROUGE_L),
+    validation_metric=EXACT_MATCH,
 )
 TEXT_TO_TEXT = Task(
     name=TaskName.TEXT_TO_TEXT,
@@ -137,6 +142,7 @@ TEXT_TO_TEXT = Task(
     multiref_metrics=(*ROUGE, BLEU),
     row_metrics=(ROUGE_L,),
     worst_first=(ROUGE_L,),
+    validation_metric=ROUGE_L,
 )
 
 TASKS: dict[str, Task] = {t.name.value: t for t in (DATA_TO_TEXT, TEXT_TO_MR, TEXT_TO_TEXT)}

@@ -47,6 +47,8 @@ def load_weights(path: str, source: ModelSource, precision: Precision, token: st
         "trust_remote_code": source.trust_remote_code,
         "token": token,
     }
+    if precision.attn_implementation is not None:
+        kwargs["attn_implementation"] = precision.attn_implementation
     qconfig = quantization_config(source.quantization, precision.dtype)
     if qconfig is not None:
         kwargs["quantization_config"] = qconfig
