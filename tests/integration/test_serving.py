@@ -82,6 +82,7 @@ def test_export_matches_the_adapter(trained_version, tmp_path: Path) -> None:
 
     tok.padding_side = "left"
     prompts = [build_prompt(tok, m, system) for m in MRS]
-    assert generate(merged, tok, prompts, 2, 6).texts == generate_with_adapter(
-        cfg, adapter_dir(trained_version), MRS, max_new_tokens=6
-    )
+    newline = cfg.evaluation.stop_at_newline  # `generate` decodes as the evaluation did
+    assert generate(
+        merged, tok, prompts, 2, 6, stop_at_newline=newline
+    ).texts == generate_with_adapter(cfg, adapter_dir(trained_version), MRS, max_new_tokens=6)

@@ -170,3 +170,19 @@ def test_growing_cache_layer_matches_concatenation() -> None:
     keys, values = layer.update(k, -k)
     assert torch.equal(keys, torch.cat([expected_k, k], dim=-2))
     assert torch.equal(values, -keys)
+
+
+def test_continuous_engine_matches_generate_with_eager_attention(tiny_model_dir: Path) -> None:
+    """bf16 on a CPU decodes with eager attention (utils.modeling.precision): the spliced
+    cache must give `model.generate`'s outputs there too."""
+    model, tok = load_on_cpu(tiny_model_dir, padding_side="left", attn_implementation="eager")
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.normal_(0.0, 0.5)
+    assert model.config._attn_implementation == "eager"
+    prompts = [build_prompt(tok, i, "SYS") for i in INPUTS]
+    got = generate(model, tok, prompts, 3, 10, engine="continuous")
+    want = generate(model, tok, prompts, 3, 10, engine="generate")
+    assert got.texts == want.texts

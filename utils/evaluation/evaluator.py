@@ -10,10 +10,11 @@ from typing import Any
 
 from utils.config import EvaluationSection, ModelSource
 from utils.core.names import EVAL_SET, split_file
-from utils.core.tasks import NUM_ROWS
+from utils.core.tasks import NUM_ROWS, get_task
 from utils.data.jsonl import read_jsonl
 from utils.evaluation.task_metrics import compute_metrics
 from utils.inference.generation import generate, max_new_tokens_for
+from utils.inference.rerank import describe, generate_reranked
 from utils.modeling.loader import load_model
 
 logger = logging.getLogger(__name__)
@@ -56,25 +57,34 @@ def evaluate_on_split(
     max_new = cfg.max_new_tokens or max_new_tokens_for(
         tokenizer, length_references(dataset_dir, rows)
     )
+    prompts, inputs = [r["prompt"] for r in rows], [r["input"] for r in rows]
+    rerank = cfg.rerank
+    if rerank is not None and rerank.apply_to == "finetuned" and adapter_dir is None:
+        rerank = None  # the base model decodes greedily (see RerankSection.apply_to)
     start = time.perf_counter()
-    generations = generate(
-        model,
-        tokenizer,
-        [r["prompt"] for r in rows],
-        cfg.batch_size,
-        max_new,
-        desc,
-        engine=cfg.engine,
-        stop_at_newline=cfg.stop_at_newline,
-    )
+    greedy_texts, extra = None, {"decoding": describe(None)}
+    if rerank is None:
+        generations = generate(
+            model, tokenizer, prompts, cfg.batch_size, max_new, desc,
+            engine=cfg.engine, stop_at_newline=cfg.stop_at_newline,
+        )  # fmt: skip
+    else:
+        reranked = generate_reranked(
+            model, tokenizer, prompts, inputs, task, rerank, batch_size=cfg.batch_size,
+            max_new_tokens=max_new, engine=cfg.engine, stop_at_newline=cfg.stop_at_newline,
+            desc=desc,
+        )  # fmt: skip
+        generations, greedy_texts = reranked.generations, reranked.greedy_texts
+        extra = reranked.stats
     seconds = time.perf_counter() - start
     predictions = generations.texts
-    metrics = compute_metrics(
-        task,
-        [r["input"] for r in rows],
-        predictions,
-        [r["target"] for r in rows],
-    )
+    targets = [r["target"] for r in rows]
+    metrics = compute_metrics(task, inputs, predictions, targets)
+    metrics.update(extra)
+    if greedy_texts is not None:
+        # What greedy decoding alone scored, next to the reranked figures.
+        greedy = compute_metrics(task, inputs, greedy_texts, targets)
+        metrics["greedy"] = {m.name: greedy[m.name] for m in get_task(task).metrics}
     metrics.update(
         {
             NUM_ROWS: len(rows),

@@ -7,6 +7,7 @@ from pathlib import Path
 from utils.config import PipelineConfig
 from utils.data.prompts import build_prompt, system_prompt_for
 from utils.inference.generation import generate
+from utils.inference.rerank import generate_reranked
 from utils.modeling.loader import load_model
 
 
@@ -18,11 +19,22 @@ def generate_with_adapter(
     batch_size: int = 16,
 ) -> list[str]:
     """Completions of task `inputs` (MRs, sentences, ...) with the adapter trained by `cfg`,
-    prompted exactly as in training."""
+    prompted exactly as in training, decoded as its evaluation was (greedy, or reranked when
+    `evaluation.rerank` is set)."""
     model, tokenizer = load_model(cfg.model.source(), adapter=adapter, padding_side="left")
     system = system_prompt_for(cfg.dataset.task, cfg.dataset.system_prompt)
     prompts = [build_prompt(tokenizer, text, system) for text in inputs]
-    return generate(model, tokenizer, prompts, batch_size, max_new_tokens, "generate").texts
+    ev = cfg.evaluation
+    if ev.rerank is None:
+        return generate(
+            model, tokenizer, prompts, batch_size, max_new_tokens, "generate", ev.engine,
+            ev.stop_at_newline,
+        ).texts  # fmt: skip
+    reranked = generate_reranked(
+        model, tokenizer, prompts, inputs, cfg.dataset.task, ev.rerank, batch_size=batch_size,
+        max_new_tokens=max_new_tokens, engine=ev.engine, stop_at_newline=ev.stop_at_newline,
+    )  # fmt: skip
+    return reranked.generations.texts
 
 
 def export_merged(cfg: PipelineConfig, adapter: Path, out_dir: Path) -> Path:

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from utils.inference.decoding import left_padded
+from utils.inference.decoding import Decoded, Sampling, TokenPicker, left_padded
 from utils.inference.kv_cache import (
     cache_tensors,
     cache_with_prefix,
@@ -87,7 +87,7 @@ class _Prefill:
             self.prefix_kv = prefix_kv(model, torch.tensor([self.prefix], device=device))
 
     def __call__(self, prompts: list[list[int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
-        """(cache, attention mask, greedy next token) for `prompts`."""
+        """(cache, attention mask, next-token logits) for `prompts`."""
         n, p = len(prompts), len(self.prefix)
         ids, own_mask = left_padded([seq[p:] for seq in prompts], self.pad_id)
         ids, own_mask = ids.to(self.device), own_mask.to(self.device)
@@ -103,7 +103,22 @@ class _Prefill:
             use_cache=True,
             logits_to_keep=1,
         ).logits
-        return cache, mask, logits[:, -1].argmax(-1)
+        return cache, mask, logits[:, -1]
+
+
+class Watch:
+    """Steers a decode from outside: `rank` orders the waiting rows (lower first),
+    `finished` is told each row's tokens and mean log-probability as it stops, and
+    `wanted` says whether a waiting row should still start."""
+
+    def rank(self, row: int) -> int:
+        return 0
+
+    def finished(self, row: int, tokens: list[int], mean_logprob: float) -> None:
+        pass
+
+    def wanted(self, row: int) -> bool:
+        return True
 
 
 def decode_continuous(
@@ -114,21 +129,37 @@ def decode_continuous(
     stops: list[int],
     pad_id: int,
     bar: Any,
-) -> list[list[int]]:
+    sampling: Sampling | None = None,
+    scores: bool = False,
+    watch: Watch | None = None,
+) -> Decoded:
+    """Decode every encoded prompt; `watch` (optional) orders the waiting prompts, sees each
+    finished row and may drop waiting rows that are no longer needed (they come back with
+    no tokens)."""
     device = next(model.parameters()).device
     stop_ids = torch.tensor(stops, device=device)
+    pick = TokenPicker(sampling, device, scores)
     prefill = _Prefill(model, encoded, pad_id, device)
     # Longest prompts first, so that a refill prefills prompts of similar length together.
-    pending = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
+    rank = watch.rank if watch is not None else (lambda i: 0)
+    pending = sorted(range(len(encoded)), key=lambda i: (rank(i), -len(encoded[i])))
     out_tokens: list[list[int]] = [[] for _ in encoded]
+    logprobs = [0.0] * len(encoded)
     batch = _Batch()
     # Refill only once a quarter of the slots are free: a prefill has a fixed cost.
     refill_at = max(1, batch_size // 4)
     while pending or len(batch):
         free = batch_size - len(batch)
+        if watch is not None:
+            kept = [i for i in pending if watch.wanted(i)]
+            bar.update(len(pending) - len(kept))
+            pending = kept
+        if not pending and not len(batch):
+            break
         if pending and (free >= refill_at or not len(batch)):
             rows, pending = pending[:free], pending[free:]
-            cache, mask, first = prefill([encoded[i] for i in rows])
+            cache, mask, logits = prefill([encoded[i] for i in rows])
+            first, chosen = pick(logits)
             fresh = range(len(batch), len(batch) + len(rows))
             batch.add(cache, mask, rows, first)
         else:
@@ -142,15 +173,21 @@ def decode_continuous(
                 use_cache=True,
                 logits_to_keep=1,
             ).logits
-            batch.next_token = logits[:, -1].argmax(-1)
+            batch.next_token, chosen = pick(logits[:, -1])
         # `next_token` holds each row's newest output token, not yet fed to the model; after
         # a refill only the new rows have one.
         tokens = batch.next_token.tolist()
-        for slot in fresh:
+        token_scores = chosen.tolist()
+        for n, slot in enumerate(fresh):
             out_tokens[batch.rows[slot]].append(tokens[slot])
+            logprobs[batch.rows[slot]] += token_scores[n]
         full = [len(out_tokens[row]) >= max_new_tokens for row in batch.rows]
         finished = torch.isin(batch.next_token, stop_ids) | torch.tensor(full, device=device)
         if finished.any():
             bar.update(int(finished.sum()))
+            if watch is not None:
+                for slot in finished.nonzero().flatten().tolist():
+                    row = batch.rows[slot]
+                    watch.finished(row, out_tokens[row], logprobs[row] / len(out_tokens[row]))
             batch.keep((~finished).nonzero().flatten())
-    return out_tokens
+    return Decoded(out_tokens, logprobs if scores else None)

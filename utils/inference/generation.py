@@ -1,4 +1,4 @@
-"""Batched greedy generation for evaluation and serving.
+"""Batched generation for evaluation and serving: greedy, or sampled candidates.
 
 Two engines, same greedy outputs:
 - `continuous` (default): a decode loop over the model's forward pass and its KV cache that
@@ -19,8 +19,8 @@ import torch
 from tqdm.auto import tqdm
 
 from utils.data.prompts import encode_prompt
-from utils.inference.continuous import decode_continuous
-from utils.inference.decoding import decode_generate, pad_id
+from utils.inference.continuous import Watch, decode_continuous
+from utils.inference.decoding import Sampling, decode_beams, decode_generate, pad_id
 from utils.inference.kv_cache import supports_plain_cache
 
 ENGINES = ("continuous", "generate")
@@ -31,6 +31,8 @@ class Generations:
     texts: list[str]
     new_tokens: int  # tokens generated (stop tokens included), over distinct prompts
     distinct_prompts: int
+    # Per text: the model's mean log-probability per generated token (None: not tracked).
+    scores: list[float] | None = None
 
 
 def max_new_tokens_for(tokenizer: Any, references: list[str], cap: int = 256) -> int:
@@ -58,6 +60,21 @@ def newline_token_ids(tokenizer: Any) -> list[int]:
     return [i for i, text in enumerate(texts) if "\n" in text]
 
 
+def _stops(tokenizer: Any, model: Any, stop_at_newline: bool) -> list[int]:
+    stops = stop_token_ids(tokenizer, model)
+    if stop_at_newline:
+        stops = sorted(set(stops) | set(newline_token_ids(tokenizer)))
+    return stops
+
+
+def decoded_text(tokenizer: Any, ids: list[int], stop_at_newline: bool) -> str:
+    """The answer in generated token ids: special tokens dropped, cut at the first line."""
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    if stop_at_newline:
+        text = text.lstrip().split("\n", 1)[0]
+    return text.strip()
+
+
 @torch.inference_mode()
 def generate(
     model: Any,
@@ -68,36 +85,74 @@ def generate(
     desc: str = "generate",
     engine: str = "continuous",
     stop_at_newline: bool = False,
+    sampling: Sampling | None = None,
+    scores: bool = False,
+    watch: Watch | None = None,
 ) -> Generations:
-    """Greedy completions of `prompts` in input order, with the number of tokens generated.
+    """Completions of `prompts` in input order, with the number of tokens generated, and
+    with `scores` (always when sampling) each text's mean token log-probability. A `watch`
+    (continuous engine only) sees rows finish and may drop waiting ones (empty texts).
 
-    Identical prompts are generated once: greedy decoding gives them identical outputs, and
-    ViGGO's test split repeats each MR for each of its references (1,083 rows, 359 MRs).
-    With `stop_at_newline`, a row also stops at its first line break and the text is cut
-    there: the tasks here answer in one line, and without it an untuned model goes on to
-    comment on its own answer until `max_new_tokens`.
+    Greedy (`sampling` None): identical prompts are generated once, since they get identical
+    outputs, and ViGGO's test split repeats each MR for each of its references (1,083 rows,
+    359 MRs). Sampled: every prompt is its own draw, so a prompt given k times yields k
+    candidates. With `stop_at_newline`, a row also stops at its first line break and the
+    text is cut there: the tasks here answer in one line, and without it an untuned model
+    goes on to comment on its own answer until `max_new_tokens`.
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown generation engine {engine!r}; valid: {', '.join(ENGINES)}")
-    unique = list(dict.fromkeys(prompts))
+    unique = list(dict.fromkeys(prompts)) if sampling is None else list(prompts)
     encoded = [encode_prompt(tokenizer, p) for p in unique]
-    stops = stop_token_ids(tokenizer, model)
-    if stop_at_newline:
-        stops = sorted(set(stops) | set(newline_token_ids(tokenizer)))
+    stops = _stops(tokenizer, model, stop_at_newline)
     model.eval()
-    continuous = engine == "continuous" and supports_plain_cache(model)
+    continuous = (engine == "continuous" or sampling is not None) and supports_plain_cache(model)
+    if watch is not None and not continuous:
+        raise ValueError("a watched decode needs the continuous engine (a plain KV cache)")
     run = decode_continuous if continuous else decode_generate
+    extra = {"watch": watch} if watch is not None else {}
     with tqdm(total=len(unique), desc=desc, unit="rows") as bar:
-        tokens = run(model, encoded, batch_size, max_new_tokens, stops, pad_id(tokenizer), bar)
-    texts = []
-    for ids in tokens:
-        text = tokenizer.decode(ids, skip_special_tokens=True)
-        if stop_at_newline:
-            text = text.lstrip().split("\n", 1)[0]
-        texts.append(text.strip())
-    by_prompt = dict(zip(unique, texts, strict=True))
+        decoded = run(
+            model, encoded, batch_size, max_new_tokens, stops, pad_id(tokenizer), bar,
+            sampling, scores or sampling is not None, **extra,
+        )  # fmt: skip
+    texts = [decoded_text(tokenizer, ids, stop_at_newline) for ids in decoded.tokens]
+    scores = None
+    if decoded.logprobs is not None:
+        scores = [
+            lp / max(1, len(t)) for lp, t in zip(decoded.logprobs, decoded.tokens, strict=True)
+        ]
+    if sampling is None:
+        index = {p: i for i, p in enumerate(unique)}
+        order = [index[p] for p in prompts]
+    else:
+        order = list(range(len(prompts)))
     return Generations(
-        texts=[by_prompt[p] for p in prompts],
-        new_tokens=sum(len(t) for t in tokens),
-        distinct_prompts=len(unique),
+        texts=[texts[i] for i in order],
+        new_tokens=sum(len(t) for t in decoded.tokens),
+        distinct_prompts=len(dict.fromkeys(prompts)),
+        scores=[scores[i] for i in order] if scores is not None else None,
     )
+
+
+@torch.inference_mode()
+def beam_candidates(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    beams: int,
+    max_new_tokens: int,
+    stop_at_newline: bool = False,
+    desc: str = "beam search",
+) -> tuple[list[list[tuple[str, float]]], int]:
+    """Per prompt, `beams` beam-search candidates (text, length-normalised log-probability);
+    and the number of tokens the candidates hold."""
+    encoded = [encode_prompt(tokenizer, p) for p in prompts]
+    stops = _stops(tokenizer, model, stop_at_newline)
+    model.eval()
+    with tqdm(total=len(prompts), desc=desc, unit="rows") as bar:
+        hyps = decode_beams(model, encoded, beams, max_new_tokens, stops, pad_id(tokenizer), bar)
+    texts = [
+        [(decoded_text(tokenizer, ids, stop_at_newline), score) for ids, score in h] for h in hyps
+    ]
+    return texts, sum(len(ids) for h in hyps for ids, _ in h)

@@ -1,0 +1,176 @@
+"""Slot-aware decoding: candidates are checked like the scorer checks, the fewest errors win,
+then the model's score; greedy stays where nothing beats it."""
+
+from pathlib import Path
+
+import pytest
+
+import utils.inference.rerank as rerank_module
+from tests.conftest import load_on_cpu
+from utils.config import ConfigError, RerankSection, load_config
+from utils.data.prompts import build_prompt
+from utils.inference.generation import Generations, generate
+from utils.inference.rerank import generate_reranked, output_errors
+
+TETRIS = "inform(name[Tetris], release_year[1986])"
+PORTAL = "inform(name[Portal 2], rating[excellent])"
+
+
+def test_checks_are_the_scorers() -> None:
+    assert output_errors("data_to_text", TETRIS, "Tetris came out in 1986.") == 0
+    assert output_errors("data_to_text", TETRIS, "Tetris is a game.") == 1  # year missing
+    assert output_errors("data_to_text", TETRIS, "Tetris came out in 1990.") == 1  # wrong year
+    assert output_errors("text_to_mr", "Tetris came out in 1986.", TETRIS) == 0
+    assert output_errors("text_to_mr", "Tetris came out in 1986.", "inform(name[Tetris]") == 1
+    with pytest.raises(ValueError, match="no output check"):
+        output_errors("text_to_text", "2+2", "4")
+
+
+class _Scripted:
+    """Stands in for `generate`: greedy texts per prompt, then, for a watched decode, each
+    prompt's candidates in draw order, run as the engine runs them (waves in `rank` order,
+    dropped rows never started). Records which candidates were decoded."""
+
+    def __init__(self, greedy: dict, draws: dict) -> None:
+        self.greedy, self.draws, self.decoded = greedy, draws, []
+
+    def __call__(self, model, tokenizer, prompts, *args, sampling=None, watch=None, **kw):
+        if watch is None:
+            texts = [self.greedy[p][0] for p in prompts]
+            scores = [self.greedy[p][1] for p in prompts]
+            return Generations(texts, len(prompts), len(set(prompts)), scores)
+        n = len(set(prompts))
+        for row in sorted(range(len(prompts)), key=watch.rank):
+            if not watch.wanted(row):
+                continue
+            text, score = self.draws[prompts[row]][row // n]
+            self.decoded.append((prompts[row], text))
+            watch.finished(row, text, score)  # `decoded_text` is patched to pass text on
+        return Generations([""] * len(prompts), len(self.decoded), n, [0.0] * len(prompts))
+
+
+def _rerank(monkeypatch, scripted, prompts, inputs, task="data_to_text", **cfg):
+    monkeypatch.setattr(rerank_module, "generate", scripted)
+    monkeypatch.setattr(rerank_module, "decoded_text", lambda tok, ids, newline: ids)
+    monkeypatch.setattr(rerank_module, "supports_plain_cache", lambda model: True)
+    section = RerankSection(**{"candidates": 2, **cfg})
+    return generate_reranked(
+        None, None, prompts, inputs, task, section, batch_size=4, max_new_tokens=8
+    )
+
+
+def test_only_failing_inputs_draw_and_the_first_passing_candidate_ends_it(monkeypatch) -> None:
+    scripted = _Scripted(
+        greedy={"p1": ("Tetris is a game.", -0.1), "p2": ("Portal 2 is excellent.", -0.2)},
+        draws={"p1": [("Tetris came out in 1986.", -0.9), ("Tetris, from 1986.", -0.5)]},
+    )
+    out = _rerank(monkeypatch, scripted, ["p1", "p2", "p1"], [TETRIS, PORTAL, TETRIS])
+    assert out.generations.texts == [
+        "Tetris came out in 1986.",
+        "Portal 2 is excellent.",
+        "Tetris came out in 1986.",
+    ]
+    assert out.greedy_texts == ["Tetris is a game.", "Portal 2 is excellent.", "Tetris is a game."]
+    # p2's greedy output has no error: it draws nothing; p1 stops after its first pass.
+    assert scripted.decoded == [("p1", "Tetris came out in 1986.")]
+    assert out.stats["rerank_inputs_resampled"] == 1 and out.stats["rerank_changed"] == 1
+    assert out.stats["rerank_candidates_drawn"] == 1 and out.stats["rerank_still_failing"] == 0
+
+
+def test_more_errors_never_win_and_ties_go_to_the_model_score(monkeypatch) -> None:
+    scripted = _Scripted(
+        greedy={"p1": ("Tetris is a game.", -2.0)},
+        draws={"p1": [("A game.", -0.05), ("Tetris is from 1990.", -0.1)]},
+    )
+    out = _rerank(monkeypatch, scripted, ["p1"], [TETRIS])
+    # Greedy misses the year (1 error), "A game." misses both slots (2 errors) despite the
+    # best score, "1990" is a wrong year (1 error): the tie goes to the higher score.
+    assert out.generations.texts == ["Tetris is from 1990."]
+    assert out.stats["rerank_still_failing"] == 1
+
+
+def test_draws_come_in_waves_across_inputs(monkeypatch) -> None:
+    scripted = _Scripted(
+        greedy={"p1": ("Tetris.", -0.1), "p2": ("Portal 2.", -0.1)},
+        draws={
+            "p1": [("Tetris, 1986.", -1.0), ("unused", -1.0), ("unused", -1.0)],
+            "p2": [("Portal 2.", -1.0), ("Portal 2, excellent.", -1.0), ("unused", -1.0)],
+        },
+    )
+    out = _rerank(monkeypatch, scripted, ["p1", "p2"], [TETRIS, PORTAL], candidates=3)
+    # Every input's first draw, then the second draw of those still failing, ...
+    assert [p for p, _ in scripted.decoded] == ["p1", "p2", "p2"]
+    assert out.generations.texts == ["Tetris, 1986.", "Portal 2, excellent."]
+
+
+def test_all_inputs_draw_every_candidate_without_only_failing(monkeypatch) -> None:
+    scripted = _Scripted(
+        greedy={"p1": ("Tetris came out in 1986.", -0.5)},
+        draws={"p1": [("Tetris.", -0.1), ("Tetris was released in 1986.", -0.2)]},
+    )
+    out = _rerank(monkeypatch, scripted, ["p1"], [TETRIS], only_failing=False)
+    assert len(scripted.decoded) == 2
+    assert out.generations.texts == ["Tetris was released in 1986."]  # same errors, higher score
+
+
+def test_text_to_mr_candidates_that_do_not_parse_lose(monkeypatch) -> None:
+    scripted = _Scripted(
+        greedy={"p1": ("inform(name[Tetris], release_year[1986]", -0.1)},
+        draws={"p1": [("inform(name[Tetris]) extra", -0.2), (TETRIS, -0.9)]},
+    )
+    out = _rerank(monkeypatch, scripted, ["p1"], ["Tetris came out in 1986."], "text_to_mr")
+    assert out.generations.texts == [TETRIS]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir: Path):
+    import torch
+
+    model, tok = load_on_cpu(tiny_model_dir, padding_side="left")
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.normal_(0.0, 0.5)
+    return model, tok
+
+
+@pytest.mark.parametrize("only_failing", [True, False])
+def test_on_a_model_reranked_outputs_never_have_more_slot_errors(tiny, only_failing) -> None:
+    model, tok = tiny
+    mrs = [TETRIS, PORTAL, "request(specifier[fun], has_multiplayer[yes])"]
+    prompts = [build_prompt(tok, mr, "SYS") for mr in mrs]
+    section = RerankSection(candidates=4, temperature=1.5, only_failing=only_failing)
+    out = generate_reranked(
+        model, tok, prompts, mrs, "data_to_text", section, batch_size=4, max_new_tokens=6
+    )
+    greedy = generate(model, tok, prompts, 4, 6, stop_at_newline=True)
+    assert out.greedy_texts == greedy.texts  # the greedy pass is plain greedy decoding
+    for mr, chosen, first in zip(mrs, out.generations.texts, greedy.texts, strict=True):
+        assert output_errors("data_to_text", mr, chosen) <= output_errors("data_to_text", mr, first)
+    assert out.stats["rerank_candidates_drawn"] >= 3  # random outputs fail: several draws
+    again = generate_reranked(
+        model, tok, prompts, mrs, "data_to_text", section, batch_size=4, max_new_tokens=6
+    )
+    assert again.generations.texts == out.generations.texts  # seeded: reproducible
+
+
+def test_sampled_candidates_are_seeded_and_differ(tiny) -> None:
+    from utils.inference.decoding import Sampling
+
+    model, tok = tiny
+    prompts = [build_prompt(tok, TETRIS, "SYS")] * 6
+    a = generate(model, tok, prompts, 4, 6, sampling=Sampling(1.5, 1.0, seed=1))
+    b = generate(model, tok, prompts, 4, 6, sampling=Sampling(1.5, 1.0, seed=1))
+    c = generate(model, tok, prompts, 4, 6, sampling=Sampling(1.5, 1.0, seed=2))
+    assert a.texts == b.texts and a.texts != c.texts
+    assert len(set(a.texts)) > 1  # one prompt, several different candidates
+    assert all(s <= 0.0 for s in a.scores)  # mean log-probabilities
+
+
+def test_rerank_is_refused_where_outputs_cannot_be_checked() -> None:
+    assert (
+        load_config(None, ["evaluation.rerank={candidates: 4}"]).evaluation.rerank.candidates == 4
+    )
+    with pytest.raises(ConfigError, match=r"evaluation\.rerank needs a task"):
+        load_config(None, ["dataset.task=text_to_text", "evaluation.rerank={}"])

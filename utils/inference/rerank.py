@@ -1,0 +1,203 @@
+"""Slot-aware decoding: greedy first, then candidates for the inputs whose output fails the
+task's check, and the candidate with the fewest errors (then the highest model score) wins.
+
+The check is the one the scorer uses: ViGGO slot errors (missing, wrong, hallucinated) of
+a sentence against its MR for data_to_text, and "does it parse as an MR" for text_to_mr.
+The greedy output is always a candidate, so the chosen output never has more errors than
+greedy. With `only_failing` (default) an input whose greedy output has no error keeps it:
+no candidate can have fewer errors, and greedy is close to the highest-scoring output.
+
+Sampled candidates are drawn in waves inside one continuous decode: every failing input's
+first candidate, then every second one, ...; an input stops drawing once a candidate passes
+the check, so easy inputs cost one or two candidates and only hard ones reach `candidates`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from utils.config import RerankSection
+from utils.core.tasks import TaskName
+from utils.inference.continuous import Watch
+from utils.inference.decoding import Sampling
+from utils.inference.generation import Generations, beam_candidates, decoded_text, generate
+from utils.inference.kv_cache import supports_plain_cache
+from utils.viggo import parse_mr, slot_errors, try_parse_mr
+
+logger = logging.getLogger(__name__)
+
+
+def _slot_errors(mr: str, sentence: str) -> int:
+    return slot_errors(parse_mr(mr), sentence).errors
+
+
+def _parse_errors(_sentence: str, mr: str) -> int:
+    return int(try_parse_mr(mr) is None)
+
+
+# (task input, output) -> number of errors the task's check finds.
+CHECKS: dict[str, Callable[[str, str], int]] = {
+    TaskName.DATA_TO_TEXT: _slot_errors,
+    TaskName.TEXT_TO_MR: _parse_errors,
+}
+
+
+def output_errors(task: str, task_input: str, output: str) -> int:
+    try:
+        check = CHECKS[task]
+    except KeyError:
+        raise ValueError(f"task {task!r} has no output check to rerank by") from None
+    return check(task_input, output)
+
+
+@dataclass
+class _Best:
+    text: str
+    errors: int
+    score: float
+
+    def offer(self, text: str, errors: int, score: float) -> None:
+        if (errors, -score) < (self.errors, -self.score):
+            self.text, self.errors, self.score = text, errors, score
+
+
+@dataclass
+class Reranked:
+    generations: Generations  # the chosen texts, in prompt order
+    greedy_texts: list[str]  # what greedy decoding gave, in prompt order
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def describe(rerank: RerankSection | None) -> str:
+    """How outputs were decoded, for the metrics (e.g. `rerank:sample up to 8, failing
+    inputs`)."""
+    if rerank is None:
+        return "greedy"
+    which = "failing inputs" if rerank.only_failing else "all inputs"
+    return f"rerank:{rerank.method} up to {rerank.candidates}, {which}"
+
+
+class _Draws(Watch):
+    """Candidate rows `j * n + i` (draw j of input i): waves in draw order, and an input's
+    later draws are dropped once one of its candidates has no error."""
+
+    def __init__(
+        self, inputs: list[str], best: list[_Best], task: str, decode: Any, until_passing: bool
+    ) -> None:
+        self.inputs, self.best, self.task, self.decode = inputs, best, task, decode
+        self.until_passing = until_passing
+        self.drawn = 0
+
+    def rank(self, row: int) -> int:
+        return row // len(self.inputs)
+
+    def finished(self, row: int, tokens: list[int], mean_logprob: float) -> None:
+        i = row % len(self.inputs)
+        text = self.decode(tokens)
+        self.best[i].offer(text, output_errors(self.task, self.inputs[i], text), mean_logprob)
+        self.drawn += 1
+
+    def wanted(self, row: int) -> bool:
+        return not self.until_passing or self.best[row % len(self.inputs)].errors > 0
+
+
+def generate_reranked(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    inputs: list[str],
+    task: str,
+    rerank: RerankSection,
+    *,
+    batch_size: int,
+    max_new_tokens: int,
+    engine: str = "continuous",
+    stop_at_newline: bool = True,
+    desc: str = "generate",
+) -> Reranked:
+    """Greedy outputs of `prompts`, replaced where a candidate has fewer errors.
+
+    `inputs[i]` is the task input behind `prompts[i]` (the MR for data_to_text), which the
+    check reads. Identical prompts get the same output.
+    """
+    greedy = generate(
+        model, tokenizer, prompts, batch_size, max_new_tokens, desc, engine, stop_at_newline,
+        scores=True,
+    )  # fmt: skip
+    by_prompt = dict(zip(prompts, zip(inputs, greedy.texts, strict=True), strict=True))
+    unique = list(by_prompt)
+    # Greedy from the generate engine has no score: it then wins only on errors and ties.
+    greedy_scores = dict(zip(prompts, greedy.scores or [0.0] * len(prompts), strict=True))
+    best = {
+        p: _Best(text, output_errors(task, x, text), greedy_scores[p])
+        for p, (x, text) in by_prompt.items()
+    }
+    todo = [p for p in unique if best[p].errors > 0 or not rerank.only_failing]
+    drawn, new_tokens = 0, greedy.new_tokens
+    if todo:
+        args = (model, tokenizer, todo, [by_prompt[p][0] for p in todo], [best[p] for p in todo])
+        drawn, tokens = _draw(
+            *args, task, rerank, batch_size, max_new_tokens, stop_at_newline, desc
+        )
+        new_tokens += tokens
+    changed = sum(best[p].text != by_prompt[p][1] for p in unique)
+    stats = {
+        "decoding": describe(rerank),
+        "rerank_inputs_resampled": len(todo),
+        "rerank_candidates_drawn": drawn,
+        "rerank_changed": changed,
+        "rerank_still_failing": sum(best[p].errors > 0 for p in unique),
+    }
+    logger.info(
+        "%s: %d of %d inputs resampled, %d candidates, %d outputs changed from greedy",
+        describe(rerank), len(todo), len(unique), drawn, changed,
+    )  # fmt: skip
+    chosen = Generations(
+        texts=[best[p].text for p in prompts],
+        new_tokens=new_tokens,
+        distinct_prompts=len(unique),
+        scores=[best[p].score for p in prompts],
+    )
+    return Reranked(chosen, greedy.texts, stats)
+
+
+def _draw(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    inputs: list[str],
+    best: list[_Best],
+    task: str,
+    rerank: RerankSection,
+    batch_size: int,
+    max_new_tokens: int,
+    stop_at_newline: bool,
+    desc: str,
+) -> tuple[int, int]:
+    """Offers candidates of `prompts` to `best`; returns (candidates drawn, their tokens)."""
+    k = rerank.candidates
+    if rerank.method == "beam" or not supports_plain_cache(model):
+        # Sampling runs in the continuous engine; sliding-window caches get beams instead.
+        found, tokens = beam_candidates(
+            model, tokenizer, prompts, k, max_new_tokens, stop_at_newline, f"{desc} beams"
+        )
+        for b, x, options in zip(best, inputs, found, strict=True):
+            for text, score in options:
+                b.offer(text, output_errors(task, x, text), score)
+        return sum(len(o) for o in found), tokens
+    draws = _Draws(
+        inputs, best, task, lambda ids: decoded_text(tokenizer, ids, stop_at_newline),
+        # Without only_failing every input draws all its candidates: an error-free one may
+        # still be beaten on model score.
+        until_passing=rerank.only_failing,
+    )  # fmt: skip
+    waves = [p for _ in range(k) for p in prompts]
+    sampling = Sampling(rerank.temperature, rerank.top_p, seed=rerank.seed)
+    drawn = generate(
+        model, tokenizer, waves, batch_size, max_new_tokens, f"{desc} candidates",
+        sampling=sampling, stop_at_newline=stop_at_newline, watch=draws,
+    )  # fmt: skip
+    return draws.drawn, drawn.new_tokens
