@@ -37,7 +37,8 @@ def finetune(config_json: str, dataset: Path) -> FinetuneOutputs:
     summary = train_lora(cfg, Path(dataset), adapter)
     if not is_main_process():
         shutil.rmtree(adapter, ignore_errors=True)  # only rank 0 saved (and returns) one
-    curve = Image.open(io.BytesIO(loss_curve_png(summary["loss_history"])))
+    png = loss_curve_png(summary["loss_history"], validation=summary.get("validation_history"))
+    curve = Image.open(io.BytesIO(png))
     curve.load()
     if in_zenml_step():
         from zenml import log_metadata

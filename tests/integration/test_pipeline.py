@@ -196,3 +196,25 @@ def test_promote_command_moves_the_stage(zenml_env: Path, tiny_model_dir, viggo_
     assert cli.main(args) == 0
     assert Client().get_model_version("tiny-test-model", ModelStages.PRODUCTION).number == 1
     assert cli.main([*args[:-1], "7"]) == 2  # no such version: one-line error, exit 2
+
+
+def test_reranked_evaluation_and_validation_are_recorded(
+    zenml_env: Path, tiny_model_dir, viggo_subset
+) -> None:
+    from zenml.client import Client
+
+    cfg = tiny_config(
+        tiny_model_dir,
+        viggo_subset,
+        training={"validation_steps": 1, "validation_samples": 3, "select_best": True},
+        evaluation={"rerank": {"candidates": 2}},
+    )
+    _run(cfg)
+    meta = Client().get_model_version("tiny-test-model", "latest").run_metadata
+    tuned, base = meta["finetuned_metrics"], meta["base_metrics"]
+    assert tuned["decoding"] == "rerank:sample up to 2, failing inputs"
+    assert base["decoding"] == "greedy"  # rerank.apply_to: finetuned
+    assert tuned["ser"] <= tuned["greedy"]["ser"]
+    assert tuned["rerank_inputs_resampled"] >= tuned["rerank_still_failing"]
+    assert [c["step"] for c in meta["training"]["validation_history"]] == [1, 2]
+    assert meta["training"]["selected_step"] in (1, 2)

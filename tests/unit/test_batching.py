@@ -38,3 +38,19 @@ def test_large_dataset_keeps_random_groups_of_fifty_batches() -> None:
     group = first[400:800]
     assert [lengths[i] for i in group] == sorted((lengths[i] for i in group), reverse=True)
     assert set(first[:400]) != set(second[:400])
+
+
+def test_distinct_first_deals_every_input_once_before_any_twice() -> None:
+    from utils.training.trainer import DistinctFirst, distinct_first_order
+
+    # 30 inputs with 1-3 references each (ViGGO-like), lengths varied.
+    inputs = [f"mr{i % 30}" for i in range(75)]
+    lengths = [10 + (i * 7) % 40 for i in range(75)]
+    order = distinct_first_order(inputs, lengths, batch_size=2, seed=0)
+    assert sorted(order) == list(range(75))  # a permutation: every row once
+    # With equal lengths the length sort keeps the deal: the first 30 rows are 30 inputs.
+    by_round = distinct_first_order(inputs, [1] * 75, batch_size=1, seed=0)
+    assert {inputs[i] for i in by_round[:30]} == set(inputs)  # equal lengths: rounds intact
+    sampler = DistinctFirst(inputs, lengths, 1, seed=0)
+    assert list(sampler) != list(sampler)  # a new deal each epoch
+    assert len(sampler) == 75

@@ -83,14 +83,16 @@ def _three_rows(tok) -> list[dict]:
     ]
 
 
-def _mixing_lora_model(tiny_model_dir):
+def _mixing_lora_model(tiny_model_dir, attention: str = "sdpa"):
     """Tiny model with weights large enough that attention really mixes positions."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        tiny_model_dir, dtype=torch.float32, attn_implementation=attention
+    )
     with torch.no_grad():
         for p in model.parameters():
             if p.dim() > 1:
@@ -123,10 +125,17 @@ def test_packed_rows_give_the_same_loss_and_gradients_as_padded(tok, tiny_model_
 
 
 @pytest.mark.parametrize(
-    ("share_prefix", "padding_side"), [(True, "right"), (True, "left"), (False, "left")]
+    ("share_prefix", "padding_side", "attention"),
+    [
+        (True, "right", "sdpa"),
+        (True, "left", "sdpa"),
+        (False, "left", "sdpa"),
+        # Eager attention: what bf16 training on a CPU uses (utils.modeling.precision).
+        (True, "left", "eager"),
+    ],
 )
 def test_shared_prefix_and_left_padding_give_the_same_loss_and_gradients(
-    tok, tiny_model_dir, share_prefix: bool, padding_side: str
+    tok, tiny_model_dir, share_prefix: bool, padding_side: str, attention: str
 ) -> None:
     """The shared prompt prefix runs once per batch and reaches every row through the KV
     cache; left padding moves each row's tokens (and positions) to the right. Loss and LoRA
@@ -137,7 +146,7 @@ def test_shared_prefix_and_left_padding_give_the_same_loss_and_gradients(
     from utils.inference.kv_cache import attach_prefix_cache, cache_with_prefix, prefix_kv
 
     rows = _three_rows(tok)
-    model = _mixing_lora_model(tiny_model_dir)
+    model = _mixing_lora_model(tiny_model_dir, attention)
     full = CompletionCollator(tok.pad_token_id)(rows)
     batch = CompletionCollator(
         tok.pad_token_id,

@@ -27,15 +27,20 @@ def _xy(points: Sequence[Sequence[float]]) -> tuple[list[float], list[float]]:
 
 
 def loss_curve_png(
-    loss_history: dict[str, list[list[float]]], title: str = "LoRA finetuning loss"
+    loss_history: dict[str, list[list[float]]],
+    title: str = "LoRA finetuning loss",
+    validation: Sequence[dict[str, float]] | None = None,
 ) -> bytes:
     """PNG of train/eval loss against the optimizer step; a placeholder if nothing was logged.
 
     ``loss_history`` is ``{"train_loss": [[step, loss], ...], "eval_loss": [...]}``; either
-    key may be missing or empty.
+    key may be missing or empty. ``validation`` (generative validation checks, each with a
+    ``step`` and metric values) adds a second panel with those metrics.
     """
-    fig = Figure(figsize=(8, 4.5))
-    ax = fig.add_subplot()
+    fig = Figure(figsize=(8, 7.5 if validation else 4.5))
+    ax = fig.add_subplot(2, 1, 1) if validation else fig.add_subplot()
+    if validation:
+        _validation_panel(fig.add_subplot(2, 1, 2), validation)
     ax.set_title(title)
     plotted = False
     for key, label, style in _SERIES:
@@ -56,3 +61,13 @@ def loss_curve_png(
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     return buf.getvalue()
+
+
+def _validation_panel(ax: object, checks: Sequence[dict[str, float]]) -> None:
+    steps = [c["step"] for c in checks]
+    for name in sorted({k for c in checks for k in c} - {"step", "seconds"}):
+        ax.plot(steps, [c.get(name) for c in checks], marker="o", markersize=4, label=name)
+    ax.set_title("generative validation")
+    ax.set_xlabel("step")
+    ax.grid(True, alpha=0.3)
+    ax.legend()

@@ -5,19 +5,27 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from utils.config import PipelineConfig
 from utils.core.names import split_file
 from utils.data.jsonl import read_jsonl
+from utils.inference.generation import max_new_tokens_for
 from utils.modeling.loader import load_model
 from utils.modeling.lora import apply_lora
-from utils.modeling.precision import precision_for
+from utils.modeling.precision import Precision, precision_for
 from utils.training.checkpoints import clear_checkpoints, plan_resume
 from utils.training.distributed import gather_from_ranks, trainable_digest
 from utils.training.history import LossHistory
-from utils.training.trainer import make_collator, trainer_class, training_arguments
+from utils.training.trainer import (
+    DistinctFirst,
+    make_collator,
+    trainer_class,
+    training_arguments,
+)
+from utils.training.validation import GenerativeValidation, validation_sample
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +41,12 @@ def _as_dataset(rows: list[dict[str, Any]]) -> Any:
     )
 
 
-def train_lora(cfg: PipelineConfig, dataset_dir: Path, adapter_dir: Path) -> dict[str, Any]:
+def train_lora(
+    cfg: PipelineConfig,
+    dataset_dir: Path,
+    adapter_dir: Path,
+    callbacks: Sequence[Any] = (),
+) -> dict[str, Any]:
     """Train a LoRA adapter; the main process saves it (with tokenizer) to `adapter_dir`.
 
     Returns a summary (losses, steps, tokens, runtime, world size) that callers log to ZenML.
@@ -54,6 +67,7 @@ def train_lora(cfg: PipelineConfig, dataset_dir: Path, adapter_dir: Path) -> dic
     eval_file = dataset_dir / split_file("validation")
     eval_rows = read_jsonl(eval_file) if eval_file.is_file() else []
     callback = LossHistory()
+    validation = _generative_validation(cfg, dataset_dir, tokenizer, precision, train_rows)
     collator = make_collator(cfg, tokenizer.pad_token_id, model)
     plan = plan_resume(cfg)
     trainer = trainer_class()(
@@ -63,8 +77,15 @@ def train_lora(cfg: PipelineConfig, dataset_dir: Path, adapter_dir: Path) -> dic
         eval_dataset=_as_dataset(eval_rows) if eval_rows else None,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=[callback],
+        callbacks=[callback, *([validation] if validation else []), *callbacks],
     )
+    if cfg.training.row_order == "distinct_first":
+        trainer.row_order = DistinctFirst(
+            [r["input"] for r in train_rows],
+            [len(r["input_ids"]) for r in train_rows],
+            cfg.training.batch_size,
+            cfg.training.seed,
+        )
     start = time.perf_counter()
     result = trainer.train(
         resume_from_checkpoint=str(plan.resume_from) if plan.resume_from else None
@@ -100,4 +121,30 @@ def train_lora(cfg: PipelineConfig, dataset_dir: Path, adapter_dir: Path) -> dic
         "resumed_from_step": plan.step,
         "packing": cfg.training.packing,
         "shared_prompt_prefix": bool(getattr(collator, "share_prefix", False)),
+        "dtype": str(precision.dtype).removeprefix("torch."),
+        **(validation.summary() if validation else {}),
     }
+
+
+def _generative_validation(
+    cfg: PipelineConfig,
+    dataset_dir: Path,
+    tokenizer: Any,
+    precision: Precision,
+    train_rows: list[dict[str, Any]],
+) -> GenerativeValidation | None:
+    t = cfg.training
+    eval_file = dataset_dir / split_file("validation")
+    if t.validation_steps is None or not eval_file.is_file():
+        return None
+    rows = validation_sample(read_jsonl(eval_file), t.validation_samples, seed=t.seed)
+    return GenerativeValidation(
+        tokenizer,
+        rows,
+        cfg.dataset.task,
+        every=t.validation_steps,
+        max_new_tokens=max_new_tokens_for(tokenizer, [r["target"] for r in train_rows]),
+        batch_size=cfg.evaluation.batch_size,
+        select_best=t.select_best,
+        autocast_bf16=precision.trainer_bf16,
+    )

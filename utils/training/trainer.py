@@ -3,6 +3,7 @@ prompt prefix shared through the KV cache) and its collator."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,53 @@ def length_grouped_order(lengths: list[int], batch_size: int, generator: Any = N
     )
 
 
+def distinct_first_order(
+    inputs: list[str], lengths: list[int], batch_size: int, seed: int
+) -> list[int]:
+    """Row order where every distinct input comes once before any comes twice.
+
+    ViGGO gives each MR ~3 references: rows are dealt in rounds (the first reference of
+    every MR in random order, then the second, ...), so a run shorter than an epoch sees
+    as many different MRs as it can. Within windows of up to 50 batches rows are sorted by
+    length, as in `length_grouped_order`, so padding stays low.
+    """
+    rng = random.Random(seed)
+    seen: dict[str, int] = {}
+    rounds: list[list[int]] = []
+    for i, text in enumerate(inputs):
+        k = seen[text] = seen.get(text, -1) + 1
+        if k == len(rounds):
+            rounds.append([])
+        rounds[k].append(i)
+    order: list[int] = []
+    for rows in rounds:
+        rng.shuffle(rows)
+        order += rows
+    window = batch_size * MAX_BATCHES_PER_LENGTH_GROUP
+    grouped: list[int] = []
+    for start in range(0, len(order), window):
+        grouped += sorted(order[start : start + window], key=lambda i: -lengths[i])
+    return grouped
+
+
+class DistinctFirst:
+    """A sampler over `distinct_first_order`, dealt anew (another seed) every epoch."""
+
+    def __init__(self, inputs: list[str], lengths: list[int], batch_size: int, seed: int):
+        self.inputs, self.lengths, self.batch_size, self.seed = inputs, lengths, batch_size, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __iter__(self):
+        order = distinct_first_order(
+            self.inputs, self.lengths, self.batch_size, self.seed + self.epoch
+        )
+        self.epoch += 1
+        return iter(order)
+
+
 def trainer_class() -> type:
     """transformers' Trainer, taught to turn a batch's shared prefix into a KV cache and to
     group rows by length also in small datasets."""
@@ -58,6 +106,10 @@ def trainer_class() -> type:
             return iter(length_grouped_order(self.lengths, self.batch_size, self.generator))
 
     class LoRATrainer(Trainer):
+        # An iterable of row indices (a `DistinctFirst`), or None for the Trainer's own
+        # (length-grouped random) sampling.
+        row_order: Any = None
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if "prefix_ids" in inputs:
                 # The prefix pass bypasses the DDP wrapper: one wrapped forward per backward.
@@ -66,6 +118,8 @@ def trainer_class() -> type:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
         def _get_train_sampler(self, train_dataset=None):
+            if self.row_order is not None:
+                return self.row_order
             sampler = super()._get_train_sampler(train_dataset)
             if isinstance(sampler, LengthGroupedSampler):
                 return LengthGroupedRows(sampler.batch_size, lengths=sampler.lengths)
