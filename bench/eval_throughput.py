@@ -7,6 +7,7 @@ per run with the wall time, the generation time, new tokens/s and the scores, e.
     python bench/eval_throughput.py --data-dir ../shared/data/viggo
     python bench/eval_throughput.py --data-dir ../shared/data/viggo --adapter DIR
     python bench/eval_throughput.py --data-dir ../shared/data/viggo --engines continuous,generate
+    python bench/eval_throughput.py --adapter DIR --set "evaluation.rerank={candidates: 8}"
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ def main() -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--max-samples", type=int, help="default: every row of the split")
     p.add_argument("--batch-size", type=int, help="default: the config's")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args()
 
-    cfg = load_config(args.config, [], str(args.data_dir))
+    cfg = load_config(args.config, args.overrides, str(args.data_dir))
     model_id = args.model or cfg.model.base_model_id
     evaluation = cfg.evaluation.model_copy(
         update={"split": args.split, "max_samples": args.max_samples}
@@ -88,8 +90,14 @@ def main() -> None:
                         "new_tokens": metrics["new_tokens"],
                         "new_tokens_per_second": metrics["new_tokens_per_second"],
                         "max_new_tokens": metrics["max_new_tokens"],
-                        "rougeL": round(metrics["rougeL"], 4),
-                        "ser": round(metrics["ser"], 4) if "ser" in metrics else None,
+                        "decoding": metrics["decoding"],
+                        **{
+                            k: round(metrics[k], 4)
+                            for k in ("rougeL", "multiref_rougeL", "multiref_bleu", "ser")
+                            if k in metrics
+                        },
+                        **{k: v for k, v in metrics.items() if k.startswith("rerank_")},
+                        "greedy": metrics.get("greedy"),
                     }
                 ),
                 flush=True,
