@@ -97,6 +97,7 @@ def main() -> None:
                             if k in metrics
                         },
                         **{k: v for k, v in metrics.items() if k.startswith("rerank_")},
+                        "greedy_seconds": metrics.get("greedy_seconds"),
                         "greedy": metrics.get("greedy"),
                     }
                 ),

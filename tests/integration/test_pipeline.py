@@ -216,5 +216,6 @@ def test_reranked_evaluation_and_validation_are_recorded(
     assert base["decoding"] == "greedy"  # rerank.apply_to: finetuned
     assert tuned["ser"] <= tuned["greedy"]["ser"]
     assert tuned["rerank_inputs_resampled"] >= tuned["rerank_still_failing"]
+    assert 0 < tuned["greedy_seconds"] <= tuned["generation_seconds"]
     assert [c["step"] for c in meta["training"]["validation_history"]] == [1, 2]
     assert meta["training"]["selected_step"] in (1, 2)

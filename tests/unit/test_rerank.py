@@ -28,8 +28,9 @@ def test_checks_are_the_scorers() -> None:
 
 class _Scripted:
     """Stands in for `generate`: greedy texts per prompt, then, for a watched decode, each
-    prompt's candidates in draw order, run as the engine runs them (waves in `rank` order,
-    dropped rows never started). Records which candidates were decoded."""
+    prompt's candidates in draw order, run as the engine runs them with a batch wider than
+    a wave (in `order`; a wave's rows start together, so `wanted` is asked once per wave;
+    dropped rows never start). Records which candidates were decoded."""
 
     def __init__(self, greedy: dict, draws: dict) -> None:
         self.greedy, self.draws, self.decoded = greedy, draws, []
@@ -40,12 +41,16 @@ class _Scripted:
             scores = [self.greedy[p][1] for p in prompts]
             return Generations(texts, len(prompts), len(set(prompts)), scores)
         n = len(set(prompts))
-        for row in sorted(range(len(prompts)), key=watch.rank):
-            if not watch.wanted(row):
-                continue
-            text, score = self.draws[prompts[row]][row // n]
-            self.decoded.append((prompts[row], text))
-            watch.finished(row, text, score)  # `decoded_text` is patched to pass text on
+        rows = sorted(range(len(prompts)), key=lambda r: watch.order(r, len(prompts[r])))
+        waves: dict[int, list[int]] = {}
+        for row in rows:
+            waves.setdefault(watch.order(row, len(prompts[row]))[0], []).append(row)
+        for wave in waves.values():
+            started = [row for row in wave if watch.wanted(row)]
+            for row in started:
+                text, score = self.draws[prompts[row]][row // n]
+                self.decoded.append((prompts[row], text))
+                watch.finished(row, text, score)  # `decoded_text` is patched to pass text on
         return Generations([""] * len(prompts), len(self.decoded), n, [0.0] * len(prompts))
 
 
@@ -59,22 +64,30 @@ def _rerank(monkeypatch, scripted, prompts, inputs, task="data_to_text", **cfg):
     )
 
 
-def test_only_failing_inputs_draw_and_the_first_passing_candidate_ends_it(monkeypatch) -> None:
+def test_only_failing_inputs_draw_and_a_passing_wave_ends_it(monkeypatch) -> None:
     scripted = _Scripted(
         greedy={"p1": ("Tetris is a game.", -0.1), "p2": ("Portal 2 is excellent.", -0.2)},
-        draws={"p1": [("Tetris came out in 1986.", -0.9), ("Tetris, from 1986.", -0.5)]},
+        draws={
+            "p1": [
+                ("Tetris came out in 1986.", -0.9),
+                ("Tetris, from 1986.", -0.5),
+                ("unused", -0.1),
+                ("unused", -0.1),
+            ]
+        },
     )
-    out = _rerank(monkeypatch, scripted, ["p1", "p2", "p1"], [TETRIS, PORTAL, TETRIS])
+    out = _rerank(monkeypatch, scripted, ["p1", "p2", "p1"], [TETRIS, PORTAL, TETRIS], candidates=4)
+    # Both pass; the higher model score wins.
     assert out.generations.texts == [
-        "Tetris came out in 1986.",
+        "Tetris, from 1986.",
         "Portal 2 is excellent.",
-        "Tetris came out in 1986.",
+        "Tetris, from 1986.",
     ]
     assert out.greedy_texts == ["Tetris is a game.", "Portal 2 is excellent.", "Tetris is a game."]
-    # p2's greedy output has no error: it draws nothing; p1 stops after its first pass.
-    assert scripted.decoded == [("p1", "Tetris came out in 1986.")]
+    # p2's greedy output has no error: it draws nothing; p1 stops after its first wave of two.
+    assert scripted.decoded == [("p1", "Tetris came out in 1986."), ("p1", "Tetris, from 1986.")]
     assert out.stats["rerank_inputs_resampled"] == 1 and out.stats["rerank_changed"] == 1
-    assert out.stats["rerank_candidates_drawn"] == 1 and out.stats["rerank_still_failing"] == 0
+    assert out.stats["rerank_candidates_drawn"] == 2 and out.stats["rerank_still_failing"] == 0
 
 
 def test_more_errors_never_win_and_ties_go_to_the_model_score(monkeypatch) -> None:
@@ -89,17 +102,18 @@ def test_more_errors_never_win_and_ties_go_to_the_model_score(monkeypatch) -> No
     assert out.stats["rerank_still_failing"] == 1
 
 
-def test_draws_come_in_waves_across_inputs(monkeypatch) -> None:
+def test_draws_come_in_waves_of_two_across_inputs(monkeypatch) -> None:
     scripted = _Scripted(
         greedy={"p1": ("Tetris.", -0.1), "p2": ("Portal 2.", -0.1)},
         draws={
-            "p1": [("Tetris, 1986.", -1.0), ("unused", -1.0), ("unused", -1.0)],
-            "p2": [("Portal 2.", -1.0), ("Portal 2, excellent.", -1.0), ("unused", -1.0)],
+            "p1": [("Tetris, 1986.", -1.0), ("Tetris.", -1.0), ("unused", -1.0)],
+            "p2": [("Portal 2.", -1.0), ("Portal.", -1.0), ("Portal 2, excellent.", -1.0)],
         },
     )
     out = _rerank(monkeypatch, scripted, ["p1", "p2"], [TETRIS, PORTAL], candidates=3)
-    # Every input's first draw, then the second draw of those still failing, ...
-    assert [p for p, _ in scripted.decoded] == ["p1", "p2", "p2"]
+    # Two draws of every input (side by side: they share a prefill), then the next wave of
+    # those still failing; the last wave is cut to `candidates`.
+    assert [p for p, _ in scripted.decoded] == ["p1", "p1", "p2", "p2", "p2"]
     assert out.generations.texts == ["Tetris, 1986.", "Portal 2, excellent."]
 
 
@@ -174,3 +188,26 @@ def test_rerank_is_refused_where_outputs_cannot_be_checked() -> None:
     )
     with pytest.raises(ConfigError, match=r"evaluation\.rerank needs a task"):
         load_config(None, ["dataset.task=text_to_text", "evaluation.rerank={}"])
+
+
+def test_identical_prompts_in_one_refill_share_a_prefill_and_decode_alike(tiny) -> None:
+    from utils.inference.continuous import _Prefill, decode_continuous
+
+    model, tok = tiny
+    a, b = (tok(build_prompt(tok, mr, "SYS"))["input_ids"] for mr in (TETRIS, PORTAL))
+    pad = tok.pad_token_id
+
+    class _Bar:
+        def update(self, n: int) -> None:
+            pass
+
+    alone = decode_continuous(model, [a, b], 8, 6, [tok.eos_token_id], pad, _Bar())
+    twice = decode_continuous(model, [a, b, a, b, a], 8, 6, [tok.eos_token_id], pad, _Bar())
+    assert twice.tokens == alone.tokens + alone.tokens + alone.tokens[:1]
+    runs = []
+    prefill = _Prefill(model, [a, b], pad, "cpu")
+    original = prefill._run
+    prefill._run = lambda prompts: runs.append(len(prompts)) or original(prompts)
+    _, mask, logits = prefill([a, b, a, a])
+    assert runs == [2] and mask.shape[0] == 4  # two distinct prompts run, four rows come back
+    assert (logits[0] == logits[2]).all() and (logits[0] == logits[3]).all()

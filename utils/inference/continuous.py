@@ -87,7 +87,22 @@ class _Prefill:
             self.prefix_kv = prefix_kv(model, torch.tensor([self.prefix], device=device))
 
     def __call__(self, prompts: list[list[int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
-        """(cache, attention mask, next-token logits) for `prompts`."""
+        """(cache, attention mask, next-token logits) for `prompts`.
+
+        Identical prompts (several sampled candidates of one input) run once; their rows
+        get copies of its cache.
+        """
+        distinct = list(dict.fromkeys(map(tuple, prompts)))
+        if len(distinct) == len(prompts):
+            return self._run(prompts)
+        cache, mask, logits = self._run([list(p) for p in distinct])
+        where = {p: i for i, p in enumerate(distinct)}
+        take = torch.tensor([where[tuple(p)] for p in prompts], device=self.device)
+        for layer in cache.layers:
+            layer.select(take, 0)
+        return cache, mask[take], logits[take]
+
+    def _run(self, prompts: list[list[int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
         n, p = len(prompts), len(self.prefix)
         ids, own_mask = left_padded([seq[p:] for seq in prompts], self.pad_id)
         ids, own_mask = ids.to(self.device), own_mask.to(self.device)
@@ -107,12 +122,13 @@ class _Prefill:
 
 
 class Watch:
-    """Steers a decode from outside: `rank` orders the waiting rows (lower first),
-    `finished` is told each row's tokens and mean log-probability as it stops, and
-    `wanted` says whether a waiting row should still start."""
+    """Steers a decode from outside: `order` sorts the waiting rows (lower first; `length`
+    is the row's prompt length), `finished` is told each row's tokens and mean
+    log-probability as it stops, and `wanted` says whether a waiting row should still start."""
 
-    def rank(self, row: int) -> int:
-        return 0
+    def order(self, row: int, length: int) -> tuple[int, ...]:
+        # Longest prompts first, so that a refill prefills prompts of similar length together.
+        return (-length,)
 
     def finished(self, row: int, tokens: list[int], mean_logprob: float) -> None:
         pass
@@ -140,9 +156,8 @@ def decode_continuous(
     stop_ids = torch.tensor(stops, device=device)
     pick = TokenPicker(sampling, device, scores)
     prefill = _Prefill(model, encoded, pad_id, device)
-    # Longest prompts first, so that a refill prefills prompts of similar length together.
-    rank = watch.rank if watch is not None else (lambda i: 0)
-    pending = sorted(range(len(encoded)), key=lambda i: (rank(i), -len(encoded[i])))
+    order = (watch or Watch()).order
+    pending = sorted(range(len(encoded)), key=lambda i: order(i, len(encoded[i])))
     out_tokens: list[list[int]] = [[] for _ in encoded]
     logprobs = [0.0] * len(encoded)
     batch = _Batch()
