@@ -133,10 +133,13 @@ def main() -> None:
 
 def _table(results: list[dict[str, Any]]) -> None:
     keys = [k for k in SHOWN if k in results[0]]
-    print("\n| step | train min | " + " | ".join(keys) + " |")
-    print("|---" * (len(keys) + 2) + "|")
+    greedy = [k for k in keys if k in results[0].get("greedy", {})]
+    head = [*keys, *(f"{k} (greedy)" for k in greedy), "eval s"]
+    print("\n| step | train min | " + " | ".join(head) + " |")
+    print("|---" * (len(head) + 2) + "|")
     for r in results:
         cells = [str(r["step"]), str(r["train_minutes"]), *(str(r[k]) for k in keys)]
+        cells += [str(r["greedy"][k]) for k in greedy] + [str(r["eval_seconds"])]
         print("| " + " | ".join(cells) + " |")
 
 
@@ -148,7 +151,13 @@ def _plot(results: list[dict[str, Any]], path: Path, title: str) -> None:
     minutes = [r["train_minutes"] for r in results]
     for key in ("rougeL", "ser", "exact_match"):
         if key in results[0]:
-            ax.plot(minutes, [r[key] for r in results], marker="o", label=key)
+            line = ax.plot(minutes, [r[key] for r in results], marker="o", label=key)
+            if "greedy" in results[0] and key in results[0]["greedy"]:
+                # The same checkpoints decoded greedily (reranking's starting point).
+                ax.plot(
+                    minutes, [r["greedy"][key] for r in results], marker=".", linestyle="--",
+                    color=line[0].get_color(), label=f"{key}, greedy",
+                )  # fmt: skip
     ax.set_xlabel("training minutes")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
