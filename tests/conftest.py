@@ -127,6 +127,21 @@ def tiny_config(model_dir: Path, data_dir: Path, **sections: dict) -> dict:
     return cfg
 
 
+def load_varied_on_cpu(model_dir: Path):
+    """`load_on_cpu` with left padding and weights of std 0.5 (seeded): default init (std
+    0.02) makes a tiny model print one token whatever the prompt; larger weights give the
+    prompt-dependent outputs that generation tests need."""
+    import torch
+
+    model, tok = load_on_cpu(model_dir, padding_side="left")
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.normal_(0.0, 0.5)
+    return model, tok
+
+
 def load_on_cpu(model_dir: Path, padding_side: str = "right", **source: object):
     """(model, tokenizer) of a local model folder through the project's loader, on the CPU."""
     from utils.config import ModelSource

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import load_on_cpu
+from tests.conftest import load_on_cpu, load_varied_on_cpu
 from utils.data.prompts import build_prompt
 from utils.inference.generation import (
     generate,
@@ -15,15 +15,7 @@ from utils.inference.generation import (
 
 @pytest.fixture(scope="module")
 def tiny(tiny_model_dir: Path):
-    model, tok = load_on_cpu(tiny_model_dir, padding_side="left")
-    # Default init (std 0.02) makes a tiny model print one token whatever the prompt;
-    # larger weights give prompt-dependent outputs, which these tests need.
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.normal_(0.0, 0.5)
-    return model, tok
+    return load_varied_on_cpu(tiny_model_dir)
 
 
 INPUTS = [

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import utils.inference.rerank as rerank_module
-from tests.conftest import load_on_cpu
+from tests.conftest import load_varied_on_cpu
 from utils.config import ConfigError, RerankSection, load_config
 from utils.data.prompts import build_prompt
 from utils.inference.generation import Generations, generate
@@ -138,15 +138,7 @@ def test_text_to_mr_candidates_that_do_not_parse_lose(monkeypatch) -> None:
 
 @pytest.fixture(scope="module")
 def tiny(tiny_model_dir: Path):
-    import torch
-
-    model, tok = load_on_cpu(tiny_model_dir, padding_side="left")
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.normal_(0.0, 0.5)
-    return model, tok
+    return load_varied_on_cpu(tiny_model_dir)
 
 
 @pytest.mark.parametrize("only_failing", [True, False])
