@@ -13,8 +13,8 @@ from utils.core.names import EVAL_SET, split_file
 from utils.core.tasks import NUM_ROWS, get_task
 from utils.data.jsonl import read_jsonl
 from utils.evaluation.task_metrics import compute_metrics
-from utils.inference.generation import generate, max_new_tokens_for
-from utils.inference.rerank import describe, generate_reranked
+from utils.inference.generation import max_new_tokens_for
+from utils.inference.rerank import decode_outputs
 from utils.modeling.loader import load_model
 
 logger = logging.getLogger(__name__)
@@ -62,25 +62,17 @@ def evaluate_on_split(
     if rerank is not None and rerank.apply_to == "finetuned" and adapter_dir is None:
         rerank = None  # the base model decodes greedily (see RerankSection.apply_to)
     start = time.perf_counter()
-    greedy_texts, extra = None, {"decoding": describe(None)}
-    if rerank is None:
-        generations = generate(
-            model, tokenizer, prompts, cfg.batch_size, max_new, desc,
-            engine=cfg.engine, stop_at_newline=cfg.stop_at_newline,
-        )  # fmt: skip
-    else:
-        reranked = generate_reranked(
-            model, tokenizer, prompts, inputs, task, rerank, batch_size=cfg.batch_size,
-            max_new_tokens=max_new, engine=cfg.engine, stop_at_newline=cfg.stop_at_newline,
-            desc=desc,
-        )  # fmt: skip
-        generations, greedy_texts = reranked.generations, reranked.greedy_texts
-        extra = reranked.stats
+    decoded = decode_outputs(
+        model, tokenizer, prompts, inputs, task, rerank, batch_size=cfg.batch_size,
+        max_new_tokens=max_new, engine=cfg.engine, stop_at_newline=cfg.stop_at_newline,
+        desc=desc,
+    )  # fmt: skip
+    generations, greedy_texts = decoded.generations, decoded.greedy_texts
     seconds = time.perf_counter() - start
     predictions = generations.texts
     targets = [r["target"] for r in rows]
     metrics = compute_metrics(task, inputs, predictions, targets)
-    metrics.update(extra)
+    metrics.update(decoded.stats)
     if greedy_texts is not None:
         # What greedy decoding alone scored, next to the reranked figures.
         greedy = compute_metrics(task, inputs, greedy_texts, targets)

@@ -6,8 +6,7 @@ from pathlib import Path
 
 from utils.config import PipelineConfig
 from utils.data.prompts import build_prompt, system_prompt_for
-from utils.inference.generation import generate
-from utils.inference.rerank import generate_reranked
+from utils.inference.rerank import decode_outputs
 from utils.modeling.loader import load_model
 
 
@@ -25,16 +24,10 @@ def generate_with_adapter(
     system = system_prompt_for(cfg.dataset.task, cfg.dataset.system_prompt)
     prompts = [build_prompt(tokenizer, text, system) for text in inputs]
     ev = cfg.evaluation
-    if ev.rerank is None:
-        return generate(
-            model, tokenizer, prompts, batch_size, max_new_tokens, "generate", ev.engine,
-            ev.stop_at_newline,
-        ).texts  # fmt: skip
-    reranked = generate_reranked(
+    return decode_outputs(
         model, tokenizer, prompts, inputs, cfg.dataset.task, ev.rerank, batch_size=batch_size,
         max_new_tokens=max_new_tokens, engine=ev.engine, stop_at_newline=ev.stop_at_newline,
-    )  # fmt: skip
-    return reranked.generations.texts
+    ).generations.texts  # fmt: skip
 
 
 def export_merged(cfg: PipelineConfig, adapter: Path, out_dir: Path) -> Path:

@@ -70,7 +70,7 @@ class _Best:
 @dataclass
 class Reranked:
     generations: Generations  # the chosen texts, in prompt order
-    greedy_texts: list[str]  # what greedy decoding gave, in prompt order
+    greedy_texts: list[str] | None  # what greedy decoding gave; None when nothing reranked
     stats: dict[str, Any] = field(default_factory=dict)
 
 
@@ -111,6 +111,34 @@ class _Draws(Watch):
 
     def wanted(self, row: int) -> bool:
         return not self.until_passing or self.best[row % len(self.inputs)].errors > 0
+
+
+def decode_outputs(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    inputs: list[str],
+    task: str,
+    rerank: RerankSection | None,
+    *,
+    batch_size: int,
+    max_new_tokens: int,
+    engine: str = "continuous",
+    stop_at_newline: bool = True,
+    desc: str = "generate",
+) -> Reranked:
+    """The evaluation's decoding, for evaluation and for `run.py generate` alike: greedy, or
+    greedy reranked by the task's output check when `rerank` is set."""
+    if rerank is not None:
+        return generate_reranked(
+            model, tokenizer, prompts, inputs, task, rerank, batch_size=batch_size,
+            max_new_tokens=max_new_tokens, engine=engine, stop_at_newline=stop_at_newline,
+            desc=desc,
+        )  # fmt: skip
+    generations = generate(
+        model, tokenizer, prompts, batch_size, max_new_tokens, desc, engine, stop_at_newline
+    )
+    return Reranked(generations, None, {"decoding": describe(None)})
 
 
 def generate_reranked(
