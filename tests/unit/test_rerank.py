@@ -203,3 +203,34 @@ def test_identical_prompts_in_one_refill_share_a_prefill_and_decode_alike(tiny) 
     _, mask, logits = prefill([a, b, a, a])
     assert runs == [2] and mask.shape[0] == 4  # two distinct prompts run, four rows come back
     assert (logits[0] == logits[2]).all() and (logits[0] == logits[3]).all()
+
+
+def test_a_prompt_in_later_refills_reuses_its_first_prefill(tiny, monkeypatch) -> None:
+    """Waves of candidates: each distinct prompt runs through the model once, however many
+    refills later its draws start, and decodes exactly as alone."""
+    from utils.inference import continuous
+    from utils.inference.continuous import _Prefill, decode_continuous
+
+    model, tok = tiny
+    a, b = (tok(build_prompt(tok, mr, "SYS"))["input_ids"] for mr in (TETRIS, PORTAL))
+    pad, stops = tok.pad_token_id, [tok.eos_token_id]
+
+    class _Bar:
+        def update(self, n: int) -> None:
+            pass
+
+    alone = decode_continuous(model, [a, b], 8, 6, stops, pad, _Bar())
+    runs: list[int] = []
+    original = _Prefill._run
+    monkeypatch.setattr(
+        _Prefill, "_run", lambda self, prompts: runs.append(len(prompts)) or original(self, prompts)
+    )
+    # Two slots: the six rows need several refills.
+    waves = decode_continuous(model, [a, b, a, b, a, b], 2, 6, stops, pad, _Bar())
+    assert waves.tokens == alone.tokens * 3
+    assert sum(runs) == 2, runs
+    # Without room to keep them, prompts simply run again, with the same outputs.
+    runs.clear()
+    monkeypatch.setattr(continuous._Prefill, "MEMO_BYTES", 0)
+    again = decode_continuous(model, [a, b, a, b, a, b], 2, 6, stops, pad, _Bar())
+    assert again.tokens == waves.tokens and sum(runs) > 2

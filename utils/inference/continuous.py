@@ -3,6 +3,7 @@ prompts take their slots, the prompts' shared prefix computed once."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -77,14 +78,24 @@ class _Prefill:
     a refill only runs the part that differs (on ViGGO about half of each prompt). A row's
     layout is then [prefix][left padding][own tokens]: padding is masked wherever it sits,
     and positions count only real tokens, so the outputs are those of unpadded prompts.
+
+    With `reuse`, a prompt that comes back in a later refill (the next wave of sampled
+    candidates of one input) takes its KV and logits from its first prefill instead of
+    running again; `keep_only` drops what no waiting row needs, and at most `MEMO_BYTES`
+    are held.
     """
 
-    def __init__(self, model: Any, encoded: list[list[int]], pad_id: int, device: Any) -> None:
+    MEMO_BYTES = 2 * 2**30
+
+    def __init__(
+        self, model: Any, encoded: list[list[int]], pad_id: int, device: Any, reuse: bool = False
+    ) -> None:
         self.model, self.pad_id, self.device = model, pad_id, device
         self.prefix = common_prefix(encoded)
         self.prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
         if self.prefix:
             self.prefix_kv = prefix_kv(model, torch.tensor([self.prefix], device=device))
+        self.memo: dict[tuple[int, ...], _Prefilled] | None = {} if reuse else None
 
     def __call__(self, prompts: list[list[int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
         """(cache, attention mask, next-token logits) for `prompts`.
@@ -93,14 +104,64 @@ class _Prefill:
         get copies of its cache.
         """
         distinct = list(dict.fromkeys(map(tuple, prompts)))
-        if len(distinct) == len(prompts):
+        if self.memo is not None:
+            cache, mask, logits = self._from_memo(distinct)
+        elif len(distinct) == len(prompts):
             return self._run(prompts)
-        cache, mask, logits = self._run([list(p) for p in distinct])
+        else:
+            cache, mask, logits = self._run([list(p) for p in distinct])
         where = {p: i for i, p in enumerate(distinct)}
         take = torch.tensor([where[tuple(p)] for p in prompts], device=self.device)
         for layer in cache.layers:
             layer.select(take, 0)
         return cache, mask[take], logits[take]
+
+    def keep_only(self, prompts: set[tuple[int, ...]]) -> None:
+        """Forget the prefills of prompts that no waiting row has."""
+        if self.memo is not None:
+            for p in [p for p in self.memo if p not in prompts]:
+                del self.memo[p]
+
+    def _from_memo(self, distinct: list[tuple[int, ...]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        assert self.memo is not None
+        new = [p for p in distinct if p not in self.memo]
+        fresh: dict[tuple[int, ...], _Prefilled] = {}
+        if new:
+            cache, mask, logits = self._run([list(p) for p in new])
+            kv = cache_tensors(cache)
+            for i, p in enumerate(new):
+                # Each row without the leading columns only other rows needed.
+                start = int(mask[i].nonzero()[0]) if mask[i].any() else mask.shape[1]
+                fresh[p] = _Prefilled(
+                    [(k[i : i + 1, :, start:], v[i : i + 1, :, start:]) for k, v in kv],
+                    mask[i : i + 1, start:],
+                    logits[i : i + 1],
+                )
+        parts = [fresh.get(p) or self.memo[p] for p in distinct]
+        used = sum(e.nbytes for e in self.memo.values())
+        for p, entry in fresh.items():
+            if used + entry.nbytes <= self.MEMO_BYTES:
+                # Copies: views would keep the whole refill's cache alive.
+                self.memo[p] = entry.copied()
+                used += entry.nbytes
+        return self._assemble(parts)
+
+    def _assemble(self, parts: list[_Prefilled]) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        length = max(e.mask.shape[1] for e in parts)
+        kv = [
+            (
+                torch.cat([_left_pad_kv(e.kv[layer][0], length) for e in parts]),
+                torch.cat([_left_pad_kv(e.kv[layer][1], length) for e in parts]),
+            )
+            for layer in range(len(parts[0].kv))
+        ]
+        cache = cache_with_prefix(self.model, [], len(parts), growing=True)
+        for layer, (k, v) in zip(cache.layers, kv, strict=True):
+            layer.update(k, v)
+        mask = torch.cat(
+            [torch.nn.functional.pad(e.mask, (length - e.mask.shape[1], 0)) for e in parts]
+        )
+        return cache, mask, torch.cat([e.logits for e in parts])
 
     def _run(self, prompts: list[list[int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
         n, p = len(prompts), len(self.prefix)
@@ -119,6 +180,23 @@ class _Prefill:
             logits_to_keep=1,
         ).logits
         return cache, mask, logits[:, -1]
+
+
+@dataclass
+class _Prefilled:
+    """One prompt's prefill: per-layer K/V (1, heads, length, dim), mask and last logits."""
+
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
+    mask: torch.Tensor
+    logits: torch.Tensor
+
+    @property
+    def nbytes(self) -> int:
+        return sum(k.nbytes + v.nbytes for k, v in self.kv) + self.logits.nbytes
+
+    def copied(self) -> _Prefilled:
+        kv = [(k.clone(), v.clone()) for k, v in self.kv]
+        return _Prefilled(kv, self.mask.clone(), self.logits.clone())
 
 
 class Watch:
@@ -155,7 +233,10 @@ def decode_continuous(
     device = next(model.parameters()).device
     stop_ids = torch.tensor(stops, device=device)
     pick = TokenPicker(sampling, device, scores)
-    prefill = _Prefill(model, encoded, pad_id, device)
+    # Repeated prompts are sampled candidates, drawn in waves: later waves reuse the first
+    # prefill. Greedy decodes get distinct prompts and keep the plain path.
+    repeats = len(set(map(tuple, encoded))) < len(encoded)
+    prefill = _Prefill(model, encoded, pad_id, device, reuse=repeats)
     order = (watch or Watch()).order
     pending = sorted(range(len(encoded)), key=lambda i: order(i, len(encoded[i])))
     out_tokens: list[list[int]] = [[] for _ in encoded]
@@ -174,6 +255,8 @@ def decode_continuous(
         if pending and (free >= refill_at or not len(batch)):
             rows, pending = pending[:free], pending[free:]
             cache, mask, logits = prefill([encoded[i] for i in rows])
+            if repeats:
+                prefill.keep_only({tuple(encoded[i]) for i in pending})
             first, chosen = pick(logits)
             fresh = range(len(batch), len(batch) + len(rows))
             batch.add(cache, mask, rows, first)
