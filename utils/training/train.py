@@ -60,7 +60,7 @@ def train_lora(
     # of one config start from different adapters (and a resumed run cannot match).
     set_seed(cfg.training.seed)
     source = cfg.model.source()
-    precision = precision_for(source, cfg.accelerate.mixed_precision)
+    precision = precision_for(source)
     model, tokenizer = load_model(source, precision=precision)
     model = apply_lora(model, cfg.lora, source.quantization, cfg.training.gradient_checkpointing)
     train_rows = read_jsonl(dataset_dir / split_file("train"))

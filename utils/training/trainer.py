@@ -151,7 +151,9 @@ def training_arguments(
         **trainer_checkpoint_arguments(t),
         report_to="none",
         seed=t.seed,
+        # One autocast decision (`Precision.autocast`) for 1 process and N.
         bf16=precision.trainer_bf16,
+        fp16=precision.trainer_fp16,
         use_cpu=precision.device == "cpu",
         activation_checkpointing=t.gradient_checkpointing,
         # Rows of similar length share a batch: far less padding than random batches.
