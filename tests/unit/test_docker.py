@@ -12,7 +12,14 @@ from utils.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
-GPU_CONFIGS = ["llama3.yaml", "llama3_multi_gpu.yaml", "phi3.5_mini.yaml", "llama3_remote.yaml"]
+GPU_CONFIGS = [
+    "llama3.yaml",
+    "llama3_multi_gpu.yaml",
+    "phi3.5_mini.yaml",
+    "llama3_remote.yaml",
+    "qwen2.5_7b.yaml",
+    "mistral_7b.yaml",
+]
 # What the steps import when ZenML loads them by source inside the image.
 CODE = ["configs/", "materializers/", "utils/", "steps/", "pipelines/", "run.py"]
 
