@@ -163,6 +163,8 @@ CASES: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
     ("template-refuses-system", lambda c: _set(f"model.base_model_id={_system_role_refused(c)}"),
      "its chat template cannot render the prompt (a system and a user message): System role "
      "not supported"),
+    ("flash-attention-without-gpu", lambda c: _set("model.attn_implementation=flash_attention_2"),
+     "model.attn_implementation=flash_attention_2 needs a CUDA GPU, and this machine has cpu"),
     ("resume-without-checkpoint", lambda c: ["--resume"],
      "training.resume=always (--resume) but there is no complete checkpoint for this config"),
     ("unknown-flag", lambda c: ["--lerning-rate", "1"], "unrecognized arguments: --lerning-rate"),

@@ -129,3 +129,32 @@ def test_cpu_weights_stay_on_the_cpu(tiny_model_dir: Path) -> None:
         str(tiny_model_dir), source, precision_for(source, device="cpu"), token=None
     )
     assert {p.device.type for p in model.parameters()} == {"cpu"}
+
+
+def test_flash_attention_needs_a_gpu_the_package_and_16_bit_weights(
+    monkeypatch: pytest.MonkeyPatch, bf16_gpu: None
+) -> None:
+    import importlib.util
+
+    from utils.modeling.precision import attention_problem
+
+    def source(dtype: str = "auto", attn: str = "flash_attention_2"):
+        return PipelineConfig.model_validate(
+            {"model": {"dtype": dtype, "attn_implementation": attn}}
+        ).model.source()
+
+    assert "needs a CUDA GPU" in attention_problem(source(), device="cpu")
+    real_find_spec = importlib.util.find_spec
+    installed = {"flash_attn": False}
+
+    def find_spec(name: str, *args: Any):
+        if name == "flash_attn":
+            return object() if installed["flash_attn"] else None
+        return real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    assert "pip install flash-attn" in attention_problem(source(), device="cuda")
+    installed["flash_attn"] = True
+    assert attention_problem(source(), device="cuda") is None
+    assert "not model.dtype=float32" in attention_problem(source("float32"), device="cuda")
+    assert attention_problem(source(attn="sdpa"), device="cpu") is None

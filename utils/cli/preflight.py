@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from utils.config import PipelineConfig
+from utils.config import ConfigError, PipelineConfig
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ def preflight(cfg: PipelineConfig) -> None:
     from utils.data.rows import load_task_splits
     from utils.modeling.architecture import check_lora_fits, meta_model_of
     from utils.modeling.hub import hub_reachable
+    from utils.modeling.precision import attention_problem
     from utils.modeling.quantization import check_quantizable
     from utils.modeling.resolve import resolve_model_path
     from utils.modeling.safety import check_model_folder
@@ -54,6 +55,9 @@ def preflight(cfg: PipelineConfig) -> None:
     if not local:
         # Data folders, the hub and the model cache are those of the machines steps run on.
         return
+    attention = attention_problem(cfg.model.source())  # on this machine's device
+    if attention:
+        raise ConfigError(attention)
     if not cfg.dataset.data_dir and not hub_reachable():
         from utils.data.sources import DataError
 

@@ -6,6 +6,7 @@ dtype, the Trainer's `bf16` autocast, `accelerate launch --mixed_precision`) rea
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 import torch
@@ -99,3 +100,20 @@ def precision_for(source: ModelSource, device: str | None = None) -> Precision:
         autocast=autocast_for(dtype, source.quantization, device),
         attn_implementation=attention,
     )
+
+
+def attention_problem(source: ModelSource, device: str | None = None) -> str | None:
+    """Why `model.attn_implementation` cannot run on `device` (default: this machine's), or
+    None. Only flash_attention_2 has requirements of its own: the flash_attn package, a CUDA
+    GPU and 16-bit weights."""
+    if source.attn_implementation != "flash_attention_2":
+        return None
+    key = "model.attn_implementation=flash_attention_2"
+    device = device or default_device()
+    if not device.startswith("cuda"):
+        return f"{key} needs a CUDA GPU, and this machine has {device} only: use sdpa or auto"
+    if importlib.util.find_spec("flash_attn") is None:
+        return f"{key} needs the flash_attn package (pip install flash-attn): use sdpa or auto"
+    if resolve_dtype(source.dtype, device) not in (torch.bfloat16, torch.float16):
+        return f"{key} needs 16-bit weights, not model.dtype={source.dtype}: use bfloat16"
+    return None
