@@ -1,6 +1,8 @@
 # GPU image for remote orchestrators and step operators (`remote.docker` in configs/*.yaml).
-# The base brings a CUDA build of torch; ZenML adds its stack requirements and the code on top.
-FROM pytorch/pytorch:2.9.1-cuda12.8-cudnn9-runtime
+# The base brings a CUDA build of torch at requirements.txt's torch pin (the one torch
+# version of the project; tests/unit/test_docker.py holds the tag to it). ZenML adds its
+# stack requirements and the code on top.
+FROM pytorch/pytorch:2.13.0-cuda12.8-cudnn9-runtime
 
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -11,12 +13,11 @@ WORKDIR /app
 
 # Dependencies first: this layer is rebuilt only when the requirements change.
 COPY requirements.txt .
-# The base image's CUDA torch serves the pipeline: drop the CPU pin, and hold torch at the
-# base's version so that no requirement can replace it with a CPU wheel (pip fails instead).
-RUN grep -v '^torch==' requirements.txt > /tmp/requirements.txt \
-    && python -c "import torch; print(f'torch=={torch.__version__}')" > /tmp/constraints.txt \
-    && pip install -r /tmp/requirements.txt -c /tmp/constraints.txt \
-    && rm /tmp/requirements.txt /tmp/constraints.txt
+# The base's CUDA torch (2.13.0+cuXXX) satisfies the pin `torch==2.13.0`: pip keeps it,
+# and a requirement wanting another torch makes pip fail rather than swap in a CPU wheel.
+# A base whose torch is not the pinned version stops the build here.
+RUN python -c "import re, torch; pin = re.search(r'^torch==(\S+)', open('requirements.txt').read(), re.M)[1]; got = torch.__version__.split('+')[0]; assert got == pin, f'base image torch {got} != requirements.txt torch=={pin}'" \
+    && pip install -r requirements.txt
 
 # Code last: it changes most often. Configs are small and read by run.py.
 COPY configs/ configs/

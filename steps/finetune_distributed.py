@@ -22,7 +22,7 @@ def finetune_distributed(config_json: str, dataset: Path) -> FinetuneOutputs:
     from zenml.integrations.huggingface.steps import run_with_accelerate
 
     cfg = PipelineConfig.from_json(config_json)
-    precision = precision_for(cfg.model.source(), cfg.accelerate.mixed_precision)
+    precision = precision_for(cfg.model.source())
     launch = launch_kwargs(cfg.accelerate, precision.launcher_mixed_precision)
     launched = run_with_accelerate(finetune.copy(), **launch)
     with launch_env():

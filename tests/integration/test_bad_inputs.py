@@ -72,6 +72,17 @@ def _corrupt_parquet(folder: Path) -> None:
     (folder / "test.parquet").write_bytes(b"PAR1 but not really")
 
 
+def _system_role_refused(ctx: Ctx) -> Path:
+    """The model folder with a chat template that, like Gemma's, refuses a system message."""
+    out = ctx.model_copy(lambda name: name != "chat_template.jinja")
+    (out / "chat_template.jinja").write_text(
+        "{% if messages[0]['role'] == 'system' %}"
+        "{{ raise_exception('System role not supported') }}{% endif %}"
+        "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    )
+    return out
+
+
 def _set(*pairs: str) -> list[str]:
     return [arg for pair in pairs for arg in ("--set", pair)]
 
@@ -144,6 +155,16 @@ CASES: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
         lambda name: name != "config.json"))), "has no config.json"),
     ("pickle-only-model", lambda c: _set(f"model.base_model_id={_pickle_only(c)}"),
      "or set model.allow_pickle_weights: true"),
+    ("unknown-lora-target", lambda c: _set("lora.target_modules=[q_proj, nonexistent]"),
+     "lora.target_modules: 'nonexistent' is not a linear layer of LlamaForCausalLM; valid: "
+     "down_proj, gate_proj, k_proj, o_proj, q_proj, up_proj, v_proj"),
+    ("lora-beyond-the-layers", lambda c: _set("lora.last_n_layers=3"),
+     "lora.last_n_layers=3 but LlamaForCausalLM has 2 layers (num_hidden_layers)"),
+    ("template-refuses-system", lambda c: _set(f"model.base_model_id={_system_role_refused(c)}"),
+     "its chat template cannot render the prompt (a system and a user message): System role "
+     "not supported"),
+    ("flash-attention-without-gpu", lambda c: _set("model.attn_implementation=flash_attention_2"),
+     "model.attn_implementation=flash_attention_2 needs a CUDA GPU, and this machine has cpu"),
     ("resume-without-checkpoint", lambda c: ["--resume"],
      "training.resume=always (--resume) but there is no complete checkpoint for this config"),
     ("unknown-flag", lambda c: ["--lerning-rate", "1"], "unrecognized arguments: --lerning-rate"),
@@ -214,3 +235,17 @@ def test_4bit_layer_too_small_for_this_cpu_exits_2_before_any_step(
     assert "q_proj (32 -> 32)" in err[0]
     assert Client().list_models().total == 0
     assert Client().list_pipeline_runs().total == 0
+
+
+def test_misspelled_lora_target_exits_2_with_one_line_before_any_step(
+    zenml_env: Path, good_config: Path, capsys
+) -> None:
+    """It used to fail inside finetune, with a traceback, after prepare_data had run."""
+    from zenml.client import Client
+
+    argv = ["--config", str(good_config), *_set("lora.target_modules=[q_proj,nonexistent]")]
+    assert _main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: lora.target_modules: 'nonexistent'"), err
+    assert Client().list_pipeline_runs().total == 0
+    assert Client().list_models().total == 0

@@ -23,6 +23,7 @@ def test_two_cpu_processes_train_in_sync(zenml_env: Path, tiny_model_dir, viggo_
     assert training["world_size"] == 2
     # Each batch's shared prompt prefix ran once, outside the DDP wrapper, and still synced.
     assert training["shared_prompt_prefix"] is True
+    assert training["shared_prompt_prefix_off"] is None  # the reason it would be off
     assert training["rank_steps"] == [2, 2]  # both ranks ran every optimizer step
     # Different data shards, identical weights afterwards: gradients were all-reduced.
     digests = training["rank_weight_digests"]

@@ -26,6 +26,7 @@ def test_own_csv_with_carved_splits_runs_end_to_end(
     argv = ["--config", str(ROOT / "configs" / "own_data.yaml"), "--data-dir", str(data)]
     for pair in (
         f"model.base_model_id={tiny_model_dir}",
+        "lora.last_n_layers=2",  # the config's 15 are for SmolLM2; preflight refuses more
         "training.max_steps=2",
         "training.batch_size=4",
         "evaluation.max_samples=4",

@@ -12,7 +12,14 @@ from utils.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
-GPU_CONFIGS = ["llama3.yaml", "llama3_multi_gpu.yaml", "phi3.5_mini.yaml", "llama3_remote.yaml"]
+GPU_CONFIGS = [
+    "llama3.yaml",
+    "llama3_multi_gpu.yaml",
+    "phi3.5_mini.yaml",
+    "llama3_remote.yaml",
+    "qwen2.5_7b.yaml",
+    "mistral_7b.yaml",
+]
 # What the steps import when ZenML loads them by source inside the image.
 CODE = ["configs/", "materializers/", "utils/", "steps/", "pipelines/", "run.py"]
 
@@ -86,6 +93,27 @@ def test_the_main_libraries_are_pinned() -> None:
             pins[re.sub(r"\[.*\]", "", name).strip()] = version.strip()
     for lib in ("zenml", "transformers", "peft", "accelerate", "datasets", "bitsandbytes"):
         assert lib in pins, f"{lib} is not pinned with == in requirements.txt"
+
+
+def _requirement_pin(lib: str) -> str:
+    text = (ROOT / "requirements.txt").read_text()
+    match = re.search(rf"^{re.escape(lib)}==(\S+)", text, re.M)
+    assert match, f"{lib} is not pinned with == in requirements.txt"
+    return match[1]
+
+
+def test_the_image_torch_is_the_requirements_torch() -> None:
+    """One torch version: `make install` and the image both take requirements.txt's pin; the
+    base image brings that version's CUDA build, and pip keeps it."""
+    (base,) = [args for word, args in _instructions() if word == "FROM"]
+    image, _, tag = base.partition(":")
+    assert image == "pytorch/pytorch", base
+    assert tag.split("-")[0] == _requirement_pin("torch"), base
+    runs = [args for word, args in _instructions() if word == "RUN"]
+    assert any("pip install -r requirements.txt" in r for r in runs), runs
+    # Nothing drops or overrides the pin on the way into the image.
+    assert not any("grep -v" in r or "constraints" in r for r in runs), runs
+    assert "requirements.txt" in (ROOT / "Makefile").read_text()
 
 
 def test_no_secret_is_baked_into_the_image() -> None:

@@ -39,16 +39,61 @@ def _tiny_from_config(base_model_id: str):
     return AutoModelForCausalLM.from_config(by_family[family](**small))
 
 
+# The published dimensions of every base model a shipped config names (their config.json on
+# the hub), so each config is checked against its real architecture offline.
+ARCHITECTURES: dict[str, tuple[str, dict]] = {
+    "HuggingFaceTB/SmolLM2-135M-Instruct": ("LlamaConfig", {
+        "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
+        "num_attention_heads": 9, "num_key_value_heads": 3, "vocab_size": 49152,
+        "tie_word_embeddings": True}),
+    "meta-llama/Llama-3.1-8B-Instruct": ("LlamaConfig", {
+        "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+        "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256}),
+    "microsoft/Phi-3.5-mini-instruct": ("Phi3Config", {
+        "hidden_size": 3072, "intermediate_size": 8192, "num_hidden_layers": 32,
+        "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 32064}),
+    "Qwen/Qwen2.5-7B-Instruct": ("Qwen2Config", {
+        "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
+        "num_attention_heads": 28, "num_key_value_heads": 4, "vocab_size": 152064}),
+    "mistralai/Mistral-7B-Instruct-v0.3": ("MistralConfig", {
+        "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+        "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 32768,
+        "sliding_window": None}),
+}  # fmt: skip
+
+
+def _architecture(base_model_id: str):
+    import transformers
+
+    from utils.modeling.architecture import meta_model
+
+    family, dims = ARCHITECTURES[base_model_id]
+    return meta_model(getattr(transformers, family)(**dims))
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
-def test_configured_lora_targets_exist_in_the_architecture(path: Path) -> None:
+def test_shipped_configs_fit_their_architecture(path: Path) -> None:
+    """The checks preflight runs on config.json, here on the published dimensions."""
+    from utils.modeling.architecture import check_lora_fits
+
     cfg = load_config(path)
-    model = _tiny_from_config(cfg.model.base_model_id)
-    leaves = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    detected = set(lora_target_modules(model))
-    assert "lm_head" not in detected
-    for target in cfg.lora.target_modules or detected:
-        assert target in leaves, f"{path.name}: {target} not in {type(model).__name__}"
-        assert target in detected
+    assert cfg.model.base_model_id in ARCHITECTURES, f"{path.name}: add its dimensions"
+    model = _architecture(cfg.model.base_model_id)
+    check_lora_fits(model, cfg.lora, path.name)
+    assert "lm_head" not in lora_target_modules(model)
+
+
+def test_the_architecture_check_refuses_what_the_model_lacks() -> None:
+    from utils.config import ConfigError, LoraSection
+    from utils.modeling.architecture import check_lora_fits
+
+    phi = _architecture("microsoft/Phi-3.5-mini-instruct")
+    with pytest.raises(ConfigError, match=r"'q_proj' is not a linear layer of Phi3ForCausalLM"):
+        check_lora_fits(phi, LoraSection(target_modules=["q_proj", "o_proj"]))
+    qwen = _architecture("Qwen/Qwen2.5-7B-Instruct")
+    with pytest.raises(ConfigError, match=r"last_n_layers=29 but Qwen2ForCausalLM has 28"):
+        check_lora_fits(qwen, LoraSection(last_n_layers=29))
+    check_lora_fits(qwen, LoraSection(last_n_layers=28))
 
 
 def test_phi3_targets_differ_from_llama() -> None:

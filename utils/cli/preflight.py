@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from utils.config import PipelineConfig
+from utils.config import ConfigError, PipelineConfig
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,9 @@ def runs_locally() -> bool:
 def preflight(cfg: PipelineConfig) -> None:
     """Fail before any step runs (and before a model version exists) on fixable problems."""
     from utils.data.rows import load_task_splits
+    from utils.modeling.architecture import check_lora_fits, meta_model_of
     from utils.modeling.hub import hub_reachable
+    from utils.modeling.precision import attention_problem
     from utils.modeling.quantization import check_quantizable
     from utils.modeling.resolve import resolve_model_path
     from utils.modeling.safety import check_model_folder
@@ -53,6 +55,9 @@ def preflight(cfg: PipelineConfig) -> None:
     if not local:
         # Data folders, the hub and the model cache are those of the machines steps run on.
         return
+    attention = attention_problem(cfg.model.source())  # on this machine's device
+    if attention:
+        raise ConfigError(attention)
     if not cfg.dataset.data_dir and not hub_reachable():
         from utils.data.sources import DataError
 
@@ -62,15 +67,39 @@ def preflight(cfg: PipelineConfig) -> None:
         )
     # Every row, as prepare_data will read it (~1 s for ViGGO): missing splits or columns and
     # malformed rows stop the run here, not in a step after a model version exists.
-    load_task_splits(cfg.dataset)
+    splits = load_task_splits(cfg.dataset)
     path = resolve_model_path(cfg.model.base_model_id)
     check_model_folder(path, cfg.model.allow_pickle_weights)
+    token = hf_token(cfg.model.hf_token_secret)
+    # The architecture from config.json alone: what LoRA, quantization and attention ask of
+    # it is checked here, not at load time inside finetune after prepare_data ran.
+    model = meta_model_of(path, cfg.model.trust_remote_code, token)
+    check_lora_fits(model, cfg.lora, path)
     check_quantizable(
-        path,
-        cfg.model.quantization,
-        cfg.model.trust_remote_code,
-        token=hf_token(cfg.model.hf_token_secret),
+        path, cfg.model.quantization, cfg.model.trust_remote_code, token=token, model=model
     )
+    check_prompt_renders(path, cfg, token, splits["train"].rows[0]["input"])
     checkpoint = check_resume(cfg)
     if checkpoint is not None:
         logger.info("finetune resumes from step %d (%s)", checkpoint_step(checkpoint), checkpoint)
+
+
+def check_prompt_renders(
+    path: str, cfg: PipelineConfig, token: str | None, task_input: str
+) -> None:
+    """The tokenizer's chat template renders the prompt every step builds (a system and a
+    user message): some templates refuse a system role."""
+    from utils.data.prompts import build_prompt, system_prompt_for
+    from utils.modeling.loader import load_tokenizer
+    from utils.modeling.resolve import ModelLoadError
+
+    tokenizer = load_tokenizer(path, cfg.model.trust_remote_code, token=token)
+    system = system_prompt_for(cfg.dataset.task, cfg.dataset.system_prompt)
+    try:
+        build_prompt(tokenizer, task_input, system)
+    except Exception as e:  # jinja2's TemplateError, or what a template raises itself
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise ModelLoadError(
+            f"model.base_model_id={cfg.model.base_model_id}: its chat template cannot render "
+            f"the prompt (a system and a user message): {reason}"
+        ) from e

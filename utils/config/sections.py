@@ -148,11 +148,18 @@ class TrainingSection(Section):
         return self
 
 
+# The autocast each `model.dtype` means on a GPU (`utils.modeling.precision.autocast_for`;
+# `auto` is bf16 where the GPU has it).
+GPU_AUTOCAST_FOR_DTYPE = {"auto": "bf16", "bfloat16": "bf16", "float16": "fp16", "float32": "no"}
+
+
 class AccelerateSection(Section):
     # 1 = train in the step's own process (no launcher). >1 = `accelerate launch` children:
     # one per GPU, or CPU processes talking over gloo where no GPU exists.
     num_processes: int = Field(1, ge=1)
-    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    # auto: derived from model.dtype by the precision policy, the same for 1 process and N.
+    # An explicit value is accepted only where it says the same (`GPU_AUTOCAST_FOR_DTYPE`).
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
     main_process_port: int | None = Field(None, gt=0, lt=65536)
 
 
@@ -229,6 +236,20 @@ class PipelineConfig(Section):
             raise ValueError(
                 f"evaluation.rerank needs a task whose outputs can be checked (data_to_text, "
                 f"text_to_mr), not {self.dataset.task!r}; set evaluation.rerank: null"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _mixed_precision_follows_dtype(self) -> PipelineConfig:
+        # Autocast is decided once, from model.dtype; a launcher flag that said otherwise
+        # would make N processes compute differently from one.
+        given = self.accelerate.mixed_precision
+        implied = GPU_AUTOCAST_FOR_DTYPE[self.model.dtype]
+        if given not in ("auto", implied):
+            raise ValueError(
+                f"accelerate.mixed_precision={given} contradicts model.dtype={self.model.dtype} "
+                f"(which means {implied}, in 1 process and N alike): set model.dtype instead, "
+                "and accelerate.mixed_precision to auto or leave it out"
             )
         return self
 

@@ -52,14 +52,18 @@ def load_weights(path: str, source: ModelSource, precision: Precision, token: st
     qconfig = quantization_config(source.quantization, precision.dtype)
     if qconfig is not None:
         kwargs["quantization_config"] = qconfig
-        # bitsandbytes places weights at load time; one device per process.
-        kwargs["device_map"] = {"": _device_index(precision.device)}
+    on_gpu = precision.device.startswith("cuda")
+    if on_gpu or qconfig is not None:
+        # Straight onto this process's device (bitsandbytes also quantizes there): no full
+        # copy in host memory first, and under `accelerate launch` each rank on its own GPU
+        # (a bare "cuda" is GPU 0 for all of them).
+        kwargs["device_map"] = {"": placement(precision.device)}
     model = AutoModelForCausalLM.from_pretrained(
         path, use_safetensors=use_safetensors_for(path, source.allow_pickle_weights), **kwargs
     )
-    if qconfig is None:
+    if "device_map" not in kwargs:
         model.to(precision.device)
-    elif source.quantization == "4bit" and not precision.device.startswith("cuda"):
+    if source.quantization == "4bit" and not on_gpu:
         # Here, not at the first forward pass deep inside a step: one line saying what to do.
         problem = cpu_4bit_problem(model)
         if problem:
@@ -96,8 +100,9 @@ def load_model(
     return model, tokenizer
 
 
-def _device_index(device: str) -> Any:
+def placement(device: str) -> Any:
+    """Where this process's model lives: on a GPU the one of its LOCAL_RANK (set by
+    `accelerate launch`; 0 in a single process), elsewhere `device` itself."""
     if device.startswith("cuda"):
-        local_rank = int(os.environ.get("LOCAL_RANK", 0))
-        return torch.device("cuda", local_rank)
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return device

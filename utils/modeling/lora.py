@@ -11,6 +11,12 @@ logger = logging.getLogger(__name__)
 
 _LINEAR_CLASSES = ("Linear", "Linear4bit", "Linear8bitLt")
 
+# Activation checkpointing without reentrant autograd: the recomputed blocks pass gradients
+# to the LoRA weights inside them even though the block inputs (frozen embeddings) need no
+# gradient. Reentrant checkpointing would drop them unless the inputs were made to require
+# grad (`enable_input_require_grads`). Passed to peft and to the Trainer alike.
+CHECKPOINTING_KWARGS = {"use_reentrant": False}
+
 
 def lora_target_modules(model: Any) -> list[str]:
     """Leaf names of every linear layer in the transformer blocks (not the LM head)."""
@@ -33,7 +39,9 @@ def apply_lora(
 
     if quantization != "none":
         model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=gradient_checkpointing
+            model,
+            use_gradient_checkpointing=gradient_checkpointing,
+            gradient_checkpointing_kwargs=dict(CHECKPOINTING_KWARGS),
         )
     targets = lora_cfg.target_modules or lora_target_modules(model)
     layers = None

@@ -3,6 +3,7 @@ layer shapes its CPU kernels can run."""
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import torch
@@ -91,18 +92,26 @@ def check_quantizable(
     trust_remote_code: bool = False,
     token: str | None = None,
     device: str | None = None,
+    model: Any = None,
 ) -> None:
-    """Before any step runs: the layer shapes (from config.json, no weights) suit the
-    quantization on the device the steps will use."""
+    """Before any step runs: bitsandbytes is there, and the layer shapes (from config.json,
+    no weights; or `model`, on the meta device) suit the quantization on the device the
+    steps will use."""
+    if quantization == "none":
+        return
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ModelLoadError(
+            f"model.quantization={quantization} needs bitsandbytes, which is not installed: "
+            "pip install bitsandbytes, or set model.quantization: none"
+        )
     if quantization != "4bit" or (device or default_device()) == "cuda":
         return
     if not bnb_repacks_4bit_on_cpu():
         return
-    from transformers import AutoConfig, AutoModelForCausalLM
+    if model is None:
+        from utils.modeling.architecture import meta_model_of
 
-    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, token=token)
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+        model = meta_model_of(path, trust_remote_code, token)
     problem = cpu_4bit_problem(model, repacks=True)
     if problem:
         raise ModelLoadError(f"{path}: {problem}")

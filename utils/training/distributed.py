@@ -23,7 +23,8 @@ def free_port() -> int:
 
 def launch_kwargs(acc: AccelerateSection, mixed_precision: str) -> dict[str, Any]:
     """`accelerate launch` arguments for `run_with_accelerate`; `mixed_precision` comes
-    from the precision policy (`Precision.launcher_mixed_precision`).
+    from the precision policy (`Precision.launcher_mixed_precision`), never from
+    `acc.mixed_precision` (validated against model.dtype, which the policy reads).
 
     `multi_gpu=True` also on CPU: accelerate's `cpu=True` silently runs ONE process, while
     `multi_gpu` with ACCELERATE_USE_CPU=true (see `launch_env`) runs N gloo ranks.

@@ -22,6 +22,7 @@ from utils.training.history import LossHistory
 from utils.training.trainer import (
     DistinctFirst,
     make_collator,
+    prefix_sharing_off,
     trainer_class,
     training_arguments,
 )
@@ -60,7 +61,7 @@ def train_lora(
     # of one config start from different adapters (and a resumed run cannot match).
     set_seed(cfg.training.seed)
     source = cfg.model.source()
-    precision = precision_for(source, cfg.accelerate.mixed_precision)
+    precision = precision_for(source)
     model, tokenizer = load_model(source, precision=precision)
     model = apply_lora(model, cfg.lora, source.quantization, cfg.training.gradient_checkpointing)
     train_rows = read_jsonl(dataset_dir / split_file("train"))
@@ -121,6 +122,8 @@ def train_lora(
         "resumed_from_step": plan.step,
         "packing": cfg.training.packing,
         "shared_prompt_prefix": bool(getattr(collator, "share_prefix", False)),
+        # Why not (None when it is shared): e.g. activation checkpointing turns it off.
+        "shared_prompt_prefix_off": prefix_sharing_off(cfg, model),
         "dtype": str(precision.dtype).removeprefix("torch."),
         **(validation.summary() if validation else {}),
     }

@@ -3,21 +3,28 @@ prompt prefix shared through the KV cache) and its collator."""
 
 from __future__ import annotations
 
+import logging
 import random
 from pathlib import Path
 from typing import Any
 
 from utils.config import PipelineConfig
 from utils.inference.kv_cache import attach_prefix_cache, supports_plain_cache
+from utils.modeling.lora import CHECKPOINTING_KWARGS
 from utils.modeling.precision import Precision
 from utils.training.checkpoints import trainer_checkpoint_arguments
 from utils.training.collators import CompletionCollator, PackedCollator
+
+logger = logging.getLogger(__name__)
 
 
 def make_collator(cfg: PipelineConfig, pad_token_id: int, model: Any) -> Any:
     if cfg.training.packing:
         return PackedCollator()
-    share = shares_prompt_prefix(cfg, model)
+    off = prefix_sharing_off(cfg, model)
+    if off and cfg.training.share_prompt_prefix:
+        logger.warning("training.share_prompt_prefix is off for this run: %s", off)
+    share = off is None
     # Left padding ends every answer in the last column: the LM head runs on the narrowest
     # window that holds all of the batch's labels.
     return CompletionCollator(
@@ -25,11 +32,22 @@ def make_collator(cfg: PipelineConfig, pad_token_id: int, model: Any) -> Any:
     )
 
 
-def shares_prompt_prefix(cfg: PipelineConfig, model: Any) -> bool:
+def prefix_sharing_off(cfg: PipelineConfig, model: Any) -> str | None:
+    """Why the batches' shared prompt prefix is NOT run once through the KV cache, or None
+    when it is."""
     t = cfg.training
-    # Activation checkpointing turns the KV cache off; packed rows have no padding to share.
-    wanted = t.share_prompt_prefix and not t.packing and not t.gradient_checkpointing
-    return wanted and supports_plain_cache(model)
+    if not t.share_prompt_prefix:
+        return "training.share_prompt_prefix is false"
+    if t.packing:
+        return "training.packing is on (packed rows have no shared padding prefix)"
+    if t.gradient_checkpointing:
+        return (
+            "training.gradient_checkpointing is on (checkpointed blocks recompute without "
+            "the prefix's KV cache)"
+        )
+    if not supports_plain_cache(model):
+        return f"{type(model).__name__}'s KV cache is not plain (sliding-window or hybrid layers)"
+    return None
 
 
 # transformers groups lengths within "megabatches" of up to 50 batches, but keeps at least 4
@@ -151,9 +169,12 @@ def training_arguments(
         **trainer_checkpoint_arguments(t),
         report_to="none",
         seed=t.seed,
+        # One autocast decision (`Precision.autocast`) for 1 process and N.
         bf16=precision.trainer_bf16,
+        fp16=precision.trainer_fp16,
         use_cpu=precision.device == "cpu",
         activation_checkpointing=t.gradient_checkpointing,
+        activation_checkpointing_kwargs=dict(CHECKPOINTING_KWARGS),
         # Rows of similar length share a batch: far less padding than random batches.
         train_sampling_strategy="group_by_length" if t.group_by_length else "random",
         length_column_name="length",

@@ -1,0 +1,54 @@
+"""What a model's architecture admits, read from its config alone (no weights): the LoRA
+targets and layer counts a config may ask for, checked before any step runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from utils.config import ConfigError, LoraSection
+
+
+def meta_model(config: Any, trust_remote_code: bool = False) -> Any:
+    """The model of an architecture config on the `meta` device: every module and shape,
+    no memory, no weights."""
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+
+
+def meta_model_of(path: str, trust_remote_code: bool = False, token: str | None = None) -> Any:
+    """`meta_model` of the config.json in `path` (a folder or hub id)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, token=token)
+    return meta_model(config, trust_remote_code)
+
+
+def lora_problem(model: Any, lora: LoraSection) -> str | None:
+    """Why `lora` cannot be applied to `model` (one line naming the key), or None."""
+    from utils.modeling.lora import lora_target_modules
+
+    linears = lora_target_modules(model)
+    missing = [m for m in lora.target_modules or [] if m not in linears]
+    if missing:
+        return (
+            f"lora.target_modules: {', '.join(map(repr, missing))} "
+            f"{'is' if len(missing) == 1 else 'are'} not a linear layer of "
+            f"{type(model).__name__}; valid: {', '.join(linears)}"
+        )
+    layers = model.config.num_hidden_layers
+    if lora.last_n_layers is not None and lora.last_n_layers > layers:
+        return (
+            f"lora.last_n_layers={lora.last_n_layers} but {type(model).__name__} has "
+            f"{layers} layers (num_hidden_layers)"
+        )
+    return None
+
+
+def check_lora_fits(model: Any, lora: LoraSection, source: str = "") -> None:
+    problem = lora_problem(model, lora)
+    if problem:
+        raise ConfigError(f"{problem}{f' ({source})' if source else ''}")
