@@ -12,7 +12,7 @@ from utils.config import PipelineConfig
 from utils.core.names import ADAPTER, LOSS_CURVE, TRAINING, TRAINING_SUMMARY
 from utils.training.checkpoints import is_main_process
 from utils.training.loss_curve import loss_curve_png
-from utils.training.remote_checkpoints import CheckpointMirror
+from utils.training.remote_checkpoints import step_mirror
 from utils.training.train import train_lora
 from utils.zenml_ops.scratch import scratch_folder
 from utils.zenml_ops.step_context import in_zenml_step
@@ -37,7 +37,7 @@ def finetune(config_json: str, dataset: Path) -> FinetuneOutputs:
     """
     cfg = PipelineConfig.from_json(config_json)
     adapter = scratch_folder(ADAPTER)
-    summary = train_lora(cfg, Path(dataset), adapter, mirror=CheckpointMirror.for_config(cfg))
+    summary = train_lora(cfg, Path(dataset), adapter, mirror=step_mirror(cfg))
     if not is_main_process():
         shutil.rmtree(adapter, ignore_errors=True)  # only rank 0 saved (and returns) one
     png = loss_curve_png(summary["loss_history"], validation=summary.get("validation_history"))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,10 +28,10 @@ from utils.training.checkpoints import (
     REQUIRED_FILES,
     STATE_FILE,
     Found,
+    checkpoint_folder,
     checkpoint_key,
     checkpoint_step,
     is_checkpoint_name,
-    is_complete,
     is_main_process,
     last_complete_checkpoint,
     state_matches,
@@ -41,8 +40,6 @@ from utils.training.checkpoints import (
 logger = logging.getLogger(__name__)
 
 MIRROR_DIR = "lora-checkpoints"
-# Ranks other than 0 wait this long for rank 0 to download the checkpoint they resume from.
-_DOWNLOAD_WAIT_S = 3600.0
 _INCOMING = ".incoming-"
 
 
@@ -131,32 +128,23 @@ class CheckpointMirror:
                 fileio.copy(_join(parent, str(file)), str(local_dir / str(file)), overwrite=True)
         target = folder / name
         shutil.rmtree(target, ignore_errors=True)
-        # One rename: other ranks (and a later run) see the whole checkpoint or none.
+        # One rename: a later run sees the whole checkpoint or none.
         os.replace(incoming, target)
         return target
 
     def restore(self, folder: Path) -> Path | None:
-        """Bring the store's checkpoint into `folder` when it is newer than the local ones.
+        """Download the store's checkpoint into `folder` when it is newer than the local ones.
 
-        Rank 0 downloads; the other ranks of the same machine wait for it, so that every rank
-        plans the same resume.
+        Main process only: the ranks of a multi-process run plan their resume from the local
+        disk, so `finetune_distributed` restores before it launches them (`prefetch`).
         """
         remote = self.latest()
         local = last_complete_checkpoint(folder)
         if remote is None or (local is not None and checkpoint_step(local) >= remote.step):
             return None
-        name = remote.where.rsplit("/", 1)[-1]
-        if is_main_process():
-            folder.mkdir(parents=True, exist_ok=True)
-            target = self._download(name, folder)
-            logger.info("Downloaded checkpoint %s from %s", target, remote.where)
-            return target
-        target = folder / name
-        deadline = time.monotonic() + _DOWNLOAD_WAIT_S
-        while not is_complete(target):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"rank 0 did not download {remote.where} to {target}")
-            time.sleep(1.0)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = self._download(remote.where.rsplit("/", 1)[-1], folder)
+        logger.info("Downloaded checkpoint %s from %s", target, remote.where)
         return target
 
     def clear(self) -> None:
@@ -166,19 +154,38 @@ class CheckpointMirror:
             fileio.rmtree(self.root)
 
 
-def mirror_callback(mirror: CheckpointMirror) -> Any:
-    """A TrainerCallback that uploads each checkpoint once the Trainer has saved it."""
+def step_mirror(cfg: PipelineConfig) -> CheckpointMirror | None:
+    """The mirror a finetune step's process uses: rank 0's; None on the other ranks.
+
+    Only rank 0 reads or writes the store. The other ranks must not even load ZenML's client:
+    several processes loading its config file at once can read it half-written.
+    """
+    return CheckpointMirror.for_config(cfg) if is_main_process() else None
+
+
+def prefetch(cfg: PipelineConfig) -> Path | None:
+    """Before launching ranks: bring a newer checkpoint from the store to this disk, so that
+    every rank plans the same resume from it."""
+    if cfg.training.resume == "never":
+        return None  # rank 0 deletes the local and the stored checkpoints
+    return CheckpointMirror.for_config(cfg).restore(checkpoint_folder(cfg))
+
+
+def mirror_callback(mirror: CheckpointMirror | None) -> Any:
+    """A TrainerCallback that uploads each checkpoint once the Trainer has saved it.
+
+    Every rank needs one (with None on all but rank 0): it holds the ranks together until
+    all of them have written their RNG state into the checkpoint.
+    """
     from transformers import TrainerCallback
 
     class MirrorCheckpoints(TrainerCallback):
         def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             import torch.distributed as dist
 
-            # Every rank writes its own RNG state into the checkpoint; rank 0 uploads only
-            # once all of them are there.
             if dist.is_available() and dist.is_initialized():
                 dist.barrier()
-            if not state.is_world_process_zero:
+            if mirror is None or not state.is_world_process_zero:
                 return
             checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             try:

@@ -74,7 +74,7 @@ def train_lora(
     validation = _generative_validation(cfg, dataset_dir, tokenizer, precision, train_rows)
     collator = make_collator(cfg, tokenizer.pad_token_id, model)
     plan = plan_resume(cfg, mirror)
-    mirroring = [mirror_callback(mirror)] if mirror and cfg.training.save_steps else []
+    mirroring = [mirror_callback(mirror)] if cfg.training.save_steps else []
     trainer = trainer_class()(
         model=model,
         args=training_arguments(cfg, plan.folder, precision, bool(eval_rows)),
