@@ -188,10 +188,14 @@ def test_retry_on_another_machine_resumes_from_the_artifact_store(
     from utils.training.remote_checkpoints import CheckpointMirror
     from utils.zenml_ops.scratch import remove_scratch_folders
 
-    config = tiny_config(
-        tiny_model_dir, viggo_subset, training={"max_steps": 6, "save_steps": 2, "batch_size": 2}
+    training_keys = {"max_steps": 6, "save_steps": 2, "batch_size": 2}
+    cfg = PipelineConfig.model_validate(
+        tiny_config(tiny_model_dir, viggo_subset, training=training_keys)
     )
-    cfg = PipelineConfig.model_validate(config)
+    resume = {**training_keys, "resume": "always"}  # --resume: same key, must find it
+    always = PipelineConfig.model_validate(
+        tiny_config(tiny_model_dir, viggo_subset, training=resume)
+    )
     step_args = {"config_json": cfg.training_json(), "dataset": str(prepared)}
     machine_a, machine_b = zenml_env / "machine-a", zenml_env / "machine-b"
     ran: list[int] = []
@@ -217,14 +221,7 @@ def test_retry_on_another_machine_resumes_from_the_artifact_store(
     monkeypatch.setenv("LORA_CHECKPOINT_DIR", str(machine_b))
     # The client looks where the step will: B's disk is empty, the store is not.
     assert pending_checkpoint(cfg).step == 4
-    assert (
-        check_resume(
-            cfg.model_copy(
-                update={"training": cfg.training.model_copy(update={"resume": "always"})}
-            )
-        ).step
-        == 4
-    )
+    assert check_resume(always).step == 4
     with monkeypatch.context() as m:
         m.setattr(training, "LossHistory", OnB)
         _, summary, _ = finetune.entrypoint(**step_args)
