@@ -12,6 +12,7 @@ from utils.config import PipelineConfig
 from utils.core.names import ADAPTER, LOSS_CURVE, TRAINING, TRAINING_SUMMARY
 from utils.training.checkpoints import is_main_process
 from utils.training.loss_curve import loss_curve_png
+from utils.training.remote_checkpoints import step_mirror
 from utils.training.train import train_lora
 from utils.zenml_ops.scratch import scratch_folder
 from utils.zenml_ops.step_context import in_zenml_step
@@ -31,10 +32,12 @@ def finetune(config_json: str, dataset: Path) -> FinetuneOutputs:
     The config comes as a JSON string and the prepared data as a folder path because
     `run_with_accelerate` passes step arguments on a command line. Everything ZenML should
     record comes back in the return value: child processes have no step context.
+    Checkpoints are mirrored into the active artifact store, so a retry of this step on
+    another machine resumes.
     """
     cfg = PipelineConfig.from_json(config_json)
     adapter = scratch_folder(ADAPTER)
-    summary = train_lora(cfg, Path(dataset), adapter)
+    summary = train_lora(cfg, Path(dataset), adapter, mirror=step_mirror(cfg))
     if not is_main_process():
         shutil.rmtree(adapter, ignore_errors=True)  # only rank 0 saved (and returns) one
     png = loss_curve_png(summary["loss_history"], validation=summary.get("validation_history"))

@@ -7,6 +7,7 @@ from utils.config import PipelineConfig
 from utils.core.names import TRAINING
 from utils.modeling.precision import precision_for
 from utils.training.distributed import launch_env, launch_kwargs
+from utils.training.remote_checkpoints import prefetch
 from utils.zenml_ops.scratch import adopt_scratch_folder
 
 
@@ -25,6 +26,7 @@ def finetune_distributed(config_json: str, dataset: Path) -> FinetuneOutputs:
     precision = precision_for(cfg.model.source())
     launch = launch_kwargs(cfg.accelerate, precision.launcher_mixed_precision)
     launched = run_with_accelerate(finetune.copy(), **launch)
+    prefetch(cfg)  # a retry on another machine: every rank resumes what the store holds
     with launch_env():
         adapter, summary, curve = launched.entrypoint(config_json=config_json, dataset=str(dataset))
     adopt_scratch_folder(Path(adapter))  # made by rank 0: removed once ZenML stored it

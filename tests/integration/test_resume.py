@@ -172,3 +172,61 @@ def test_pipeline_resumes_instead_of_serving_the_cache(
     assert not checkpoint_folder(cfg).exists()
     # And now the cache serves it again: nothing is pending.
     assert "finetune" in _cached_steps(_run(config))
+
+
+def test_retry_on_another_machine_resumes_from_the_artifact_store(
+    zenml_env: Path, tiny_model_dir, viggo_subset, prepared: Path, monkeypatch
+) -> None:
+    """Two machines with their own checkpoint disks share one artifact store: the finetune
+    step dies on A after a checkpoint, A is lost, and the retry on B resumes A's checkpoint."""
+    import shutil
+
+    import utils.training.train as training
+    from steps.finetune import finetune
+    from utils.config import PipelineConfig
+    from utils.training.checkpoints import check_resume, pending_checkpoint
+    from utils.training.remote_checkpoints import CheckpointMirror
+    from utils.zenml_ops.scratch import remove_scratch_folders
+
+    training_keys = {"max_steps": 6, "save_steps": 2, "batch_size": 2}
+    cfg = PipelineConfig.model_validate(
+        tiny_config(tiny_model_dir, viggo_subset, training=training_keys)
+    )
+    resume = {**training_keys, "resume": "always"}  # --resume: same key, must find it
+    always = PipelineConfig.model_validate(
+        tiny_config(tiny_model_dir, viggo_subset, training=resume)
+    )
+    step_args = {"config_json": cfg.training_json(), "dataset": str(prepared)}
+    machine_a, machine_b = zenml_env / "machine-a", zenml_env / "machine-b"
+    ran: list[int] = []
+
+    class OnA(training.LossHistory):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 5:  # checkpoint-4 is saved and mirrored, 6 is not
+                raise _Interrupted
+
+    class OnB(training.LossHistory):
+        def on_step_end(self, args, state, control, **kw):
+            ran.append(state.global_step)
+
+    monkeypatch.setenv("LORA_CHECKPOINT_DIR", str(machine_a))
+    with monkeypatch.context() as m:
+        m.setattr(training, "LossHistory", OnA)
+        with pytest.raises(_Interrupted):
+            finetune.entrypoint(**step_args)
+    mirror = CheckpointMirror.for_config(cfg)
+    assert mirror.latest().step == 4
+    shutil.rmtree(machine_a)  # the lost machine's disk
+
+    monkeypatch.setenv("LORA_CHECKPOINT_DIR", str(machine_b))
+    # The client looks where the step will: B's disk is empty, the store is not.
+    assert pending_checkpoint(cfg).step == 4
+    assert check_resume(always).step == 4
+    with monkeypatch.context() as m:
+        m.setattr(training, "LossHistory", OnB)
+        _, summary, _ = finetune.entrypoint(**step_args)
+    remove_scratch_folders()
+    assert summary["resumed_from_step"] == 4 and summary["steps"] == 6
+    assert ran == [5, 6]  # only the steps A had not checkpointed
+    # Done: nothing left to resume, on B's disk or in the store.
+    assert mirror.latest() is None and pending_checkpoint(cfg) is None

@@ -1,6 +1,8 @@
-"""Checkpoint folders keyed by config and data, resume plans, half-written checkpoints."""
+"""Checkpoint folders keyed by config and data, resume plans, half-written checkpoints, and
+their mirror in the artifact store."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -8,6 +10,7 @@ import pytest
 from utils.config import load_config
 from utils.training.checkpoints import (
     CheckpointError,
+    Found,
     checkpoint_folder,
     checkpoint_key,
     checkpoint_root,
@@ -16,6 +19,7 @@ from utils.training.checkpoints import (
     plan_resume,
     trainer_checkpoint_arguments,
 )
+from utils.training.remote_checkpoints import CheckpointMirror
 
 
 def _data(folder: Path, text: str = "a") -> Path:
@@ -108,3 +112,88 @@ def test_trainer_arguments_keep_optimizer_state() -> None:
     }
     off = load_config(None, ["training.save_steps=null"])
     assert trainer_checkpoint_arguments(off.training) == {"save_strategy": "no"}
+
+
+def _store_names(mirror: CheckpointMirror) -> list[str]:
+    root = Path(mirror.root)
+    return sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+
+
+def test_mirror_keeps_the_latest_whole_copy_state_file_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zenml.io import fileio
+
+    mirror = CheckpointMirror(str(tmp_path / "store" / "key"))
+    local = tmp_path / "disk"
+    first = _checkpoint(local, 2)
+    (first / "nested").mkdir()
+    (first / "nested" / "rng_state.pth").write_bytes(b"rng")
+    copied: list[str] = []
+    real_copy = fileio.copy
+    monkeypatch.setattr(
+        fileio, "copy", lambda s, d, **kw: (copied.append(d), real_copy(s, d, **kw))
+    )
+    mirror.upload(first)
+    assert copied[-1].endswith("/checkpoint-2/trainer_state.json")  # marks the copy whole
+    assert (Path(mirror.root) / "checkpoint-2" / "nested" / "rng_state.pth").read_bytes() == b"rng"
+    assert mirror.latest() == Found(f"{mirror.root}/checkpoint-2", 2)
+    mirror.upload(_checkpoint(local, 4))
+    assert _store_names(mirror) == ["checkpoint-4"]
+    # A machine lost mid-upload: the newer copy has no state file yet, the older one counts.
+    partial = _checkpoint(Path(mirror.root), 6, complete=False)
+    assert mirror.latest().step == 4
+    (partial / "trainer_state.json").write_text(json.dumps({"global_step": 5}))
+    assert mirror.latest().step == 4
+    mirror.clear()
+    assert mirror.latest() is None and not Path(mirror.root).exists()
+
+
+def test_a_fresh_disk_resumes_from_the_store(tmp_path: Path) -> None:
+    data = _data(tmp_path / "data")
+    machine_a = _cfg(data, tmp_path / "disk-a")
+    mirror = CheckpointMirror(str(tmp_path / "store" / "key"))
+    mirror.upload(_checkpoint(checkpoint_folder(machine_a), 4))
+    machine_b = _cfg(data, tmp_path / "disk-b", "training.resume=always")
+    folder = checkpoint_folder(machine_b)
+    (folder / ".incoming-checkpoint-4").mkdir(parents=True)  # a download cut short
+    plan = plan_resume(machine_b, mirror)
+    assert (plan.resume_from, plan.step) == (folder / "checkpoint-4", 4)
+    assert is_complete(folder / "checkpoint-4")
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint-4"]
+    # A newer checkpoint on this disk wins over the store's.
+    _checkpoint(folder, 6)
+    assert plan_resume(machine_b, mirror).step == 6
+
+
+def test_store_without_checkpoint_and_never(tmp_path: Path) -> None:
+    data = _data(tmp_path / "data")
+    mirror = CheckpointMirror(str(tmp_path / "store" / "key"))
+    always = _cfg(data, tmp_path / "disk", "training.resume=always")
+    with pytest.raises(CheckpointError, match=rf"no complete checkpoint.*{re.escape(mirror.root)}"):
+        plan_resume(always, mirror)
+    mirror.upload(_checkpoint(tmp_path / "elsewhere", 2))
+    never = _cfg(data, tmp_path / "disk", "training.resume=never")
+    assert plan_resume(never, mirror).step == 0
+    assert mirror.latest() is None  # an old run's copy is not resumed by a later retry
+
+
+def test_the_client_looks_where_the_step_will(zenml_env: Path) -> None:
+    from utils.training.checkpoints import check_resume, pending_checkpoint
+
+    data = _data(zenml_env / "data")
+    on_orchestrator = _cfg(data, zenml_env / "client-disk")
+    on_client = _checkpoint(checkpoint_folder(on_orchestrator), 6)
+    assert pending_checkpoint(on_orchestrator) == Found(str(on_client), 6)  # local stack
+    # The step runs on a step operator: this disk is not the step's.
+    remote = "remote.steps.finetune.step_operator=true"
+    cfg = _cfg(data, zenml_env / "client-disk", remote)
+    assert pending_checkpoint(cfg) is None
+    mirror = CheckpointMirror.for_config(cfg)
+    assert mirror.root.startswith(zenml_env.as_posix())  # the active (test) artifact store
+    mirror.upload(_checkpoint(zenml_env / "step-disk", 4))
+    assert pending_checkpoint(cfg) == Found(f"{mirror.root}/checkpoint-4", 4)
+    mirror.clear()
+    always = _cfg(data, zenml_env / "client-disk", remote, "training.resume=always")
+    with pytest.raises(CheckpointError, match=r"no complete checkpoint.*artifact store"):
+        check_resume(always)

@@ -42,7 +42,6 @@ def preflight(cfg: PipelineConfig) -> None:
     from utils.modeling.quantization import check_quantizable
     from utils.modeling.resolve import resolve_model_path
     from utils.modeling.safety import check_model_folder
-    from utils.training.checkpoints import check_resume, checkpoint_step
     from utils.zenml_ops.secrets import check_hf_secret, hf_token
 
     local = runs_locally()
@@ -53,7 +52,9 @@ def preflight(cfg: PipelineConfig) -> None:
             # A remote step never sees this machine's HF_TOKEN: the secret must exist.
             check_hf_secret(cfg.model.hf_token_secret)
     if not local:
-        # Data folders, the hub and the model cache are those of the machines steps run on.
+        # Data folders, the hub and the model cache are those of the machines steps run on;
+        # checkpoints are looked for in the artifact store, where the step will look.
+        _check_resume(cfg)
         return
     attention = attention_problem(cfg.model.source())  # on this machine's device
     if attention:
@@ -79,9 +80,7 @@ def preflight(cfg: PipelineConfig) -> None:
         path, cfg.model.quantization, cfg.model.trust_remote_code, token=token, model=model
     )
     check_prompt_renders(path, cfg, token, splits["train"].rows[0]["input"])
-    checkpoint = check_resume(cfg)
-    if checkpoint is not None:
-        logger.info("finetune resumes from step %d (%s)", checkpoint_step(checkpoint), checkpoint)
+    _check_resume(cfg)
 
 
 def check_prompt_renders(
@@ -103,3 +102,11 @@ def check_prompt_renders(
             f"model.base_model_id={cfg.model.base_model_id}: its chat template cannot render "
             f"the prompt (a system and a user message): {reason}"
         ) from e
+
+
+def _check_resume(cfg: PipelineConfig) -> None:
+    from utils.training.checkpoints import check_resume
+
+    checkpoint = check_resume(cfg)
+    if checkpoint is not None:
+        logger.info("finetune resumes from step %d (%s)", checkpoint.step, checkpoint.where)

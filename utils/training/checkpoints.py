@@ -7,6 +7,8 @@ sections of the config and the content of the data files), not where the run cam
 the next run of the same config finds the checkpoint whatever its ZenML run or temp folder.
 A finetune that completes deletes its folder: the next identical run trains from scratch
 (or comes from ZenML's cache) instead of "resuming" a finished run and training 0 steps.
+Inside the pipeline the checkpoints are also mirrored into the artifact store
+(`utils.training.remote_checkpoints`), so a retry on another machine resumes too.
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from utils.config import PipelineConfig, TrainingSection
 from utils.core.errors import UserError
 from utils.core.names import SPLITS
 from utils.data.sources import DataError, find_split_file
+
+if TYPE_CHECKING:
+    from utils.training.remote_checkpoints import CheckpointMirror
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +37,8 @@ ENV_VAR = "LORA_CHECKPOINT_DIR"
 # The newest checkpoint may be half-written when a run is killed; the one before survives.
 SAVE_TOTAL_LIMIT = 2
 # Trainer writes trainer_state.json last: its presence (parseable) marks a whole checkpoint.
-_REQUIRED_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
+STATE_FILE = "trainer_state.json"
+REQUIRED_FILES = (STATE_FILE, "optimizer.pt", "scheduler.pt")
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 # How to checkpoint, not what to train: changing these must not orphan a checkpoint.
 # data_dir is replaced by a hash of the files' content (same data elsewhere still resumes,
@@ -42,6 +48,12 @@ _NOT_IN_KEY = {"training": ("save_steps", "resume", "checkpoint_dir"), "dataset"
 
 class CheckpointError(UserError, ValueError):
     """A resume request that cannot be met; the message names the folder and the fix."""
+
+
+@dataclass(frozen=True)
+class Found:
+    where: str  # a local folder, or a folder in the artifact store (s3://..., gs://...)
+    step: int
 
 
 @dataclass(frozen=True)
@@ -91,28 +103,42 @@ def checkpoint_folder(cfg: PipelineConfig) -> Path:
     return checkpoint_root(cfg.training) / checkpoint_key(cfg)
 
 
-def checkpoint_step(path: Path) -> int:
-    match = _CHECKPOINT_RE.match(path.name)
+def checkpoint_step(path: Path | str) -> int:
+    """The step of a `checkpoint-<step>` folder (a local path, or a name in the store)."""
+    match = _CHECKPOINT_RE.match(Path(path).name)
     if match is None:
         raise ValueError(f"not a checkpoint folder: {path}")
     return int(match.group(1))
 
 
+def is_checkpoint_name(name: str) -> bool:
+    return _CHECKPOINT_RE.match(name) is not None
+
+
+def state_matches(text: str, step: int) -> bool:
+    """Whether trainer_state.json's text is whole and of the checkpoint of `step`."""
+    try:
+        state = json.loads(text)
+    except ValueError:
+        return False  # killed while writing the state file
+    return isinstance(state, dict) and state.get("global_step") == step
+
+
 def is_complete(path: Path) -> bool:
-    if not all((path / name).is_file() for name in _REQUIRED_FILES):
+    if not all((path / name).is_file() for name in REQUIRED_FILES):
         return False
     try:
-        state = json.loads((path / "trainer_state.json").read_text())
-    except (OSError, ValueError):
-        return False  # killed while writing the state file
-    return isinstance(state, dict) and state.get("global_step") == checkpoint_step(path)
+        text = (path / STATE_FILE).read_text()
+    except OSError:
+        return False
+    return state_matches(text, checkpoint_step(path))
 
 
 def list_checkpoints(folder: Path) -> list[Path]:
     """checkpoint-<step> folders, oldest first."""
     if not folder.is_dir():
         return []
-    found = [p for p in folder.iterdir() if p.is_dir() and _CHECKPOINT_RE.match(p.name)]
+    found = [p for p in folder.iterdir() if p.is_dir() and is_checkpoint_name(p.name)]
     return sorted(found, key=checkpoint_step)
 
 
@@ -138,29 +164,62 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def pending_checkpoint(cfg: PipelineConfig) -> Path | None:
-    """The checkpoint the next finetune of `cfg` would resume from (None with resume=never)."""
-    if cfg.training.resume == "never":
+def _key_computable(cfg: PipelineConfig) -> bool:
+    # The key hashes the data files: where they exist only on the step's machine, this
+    # machine cannot name the step's checkpoint folder.
+    return not cfg.dataset.data_dir or Path(cfg.dataset.data_dir).expanduser().is_dir()
+
+
+def pending_checkpoint(cfg: PipelineConfig) -> Found | None:
+    """Before a run: the checkpoint the next finetune of `cfg` would resume from.
+
+    It looks where the step will: the artifact store's mirror always, this machine's disk
+    only when the step runs here (local orchestrator, no step operator). None with
+    resume=never, or when the data (and so the key) is not on this machine.
+    """
+    if cfg.training.resume == "never" or not _key_computable(cfg):
         return None
-    return last_complete_checkpoint(checkpoint_folder(cfg))
+    from utils.training.remote_checkpoints import finetune_runs_here, pending_in_store
+
+    candidates = [pending_in_store(cfg)]
+    if finetune_runs_here(cfg):
+        local = last_complete_checkpoint(checkpoint_folder(cfg))
+        if local is not None:
+            candidates.append(Found(str(local), checkpoint_step(local)))
+    found = [c for c in candidates if c is not None]
+    return max(found, key=lambda c: c.step) if found else None
 
 
-def check_resume(cfg: PipelineConfig) -> Path | None:
+def _nothing_to_resume(cfg: PipelineConfig, where: str) -> CheckpointError:
+    return CheckpointError(
+        "training.resume=always (--resume) but there is no complete checkpoint for this "
+        f"config in {where}; drop --resume to train from scratch (a run resumes only with "
+        "the same training settings and data)"
+    )
+
+
+def check_resume(cfg: PipelineConfig) -> Found | None:
     """Before a run: the checkpoint it will resume from; an error if `always` has none."""
     found = pending_checkpoint(cfg)
     if found is None and cfg.training.resume == "always":
-        raise CheckpointError(
-            "training.resume=always (--resume) but there is no complete checkpoint for this "
-            f"config in {checkpoint_folder(cfg)}; drop --resume to train from scratch (a run "
-            "resumes only with the same training settings and data)"
-        )
+        if not _key_computable(cfg):
+            logger.info("data_dir is not on this machine: the finetune step checks --resume")
+            return None
+        from utils.training.remote_checkpoints import CheckpointMirror, finetune_runs_here
+
+        where = f"the artifact store ({CheckpointMirror.for_config(cfg).root})"
+        if finetune_runs_here(cfg):
+            where = f"{checkpoint_folder(cfg)} or {where}"
+        raise _nothing_to_resume(cfg, where)
     return found
 
 
-def plan_resume(cfg: PipelineConfig) -> ResumePlan:
+def plan_resume(cfg: PipelineConfig, mirror: CheckpointMirror | None = None) -> ResumePlan:
     """Where the Trainer checkpoints, and from which checkpoint (if any) it continues.
 
-    Only the main process deletes anything; every rank computes the same plan.
+    With a `mirror` (the artifact store's copy), a newer checkpoint there is downloaded
+    first: the retry of a step on another machine resumes. Only the main process deletes
+    anything; every rank computes the same plan.
     """
     folder = checkpoint_folder(cfg)
     main = is_main_process()
@@ -168,12 +227,19 @@ def plan_resume(cfg: PipelineConfig) -> ResumePlan:
         if main and folder.exists():
             logger.info("training.resume=never: deleting old checkpoints in %s", folder)
             clear_checkpoints(folder)
+        if main and mirror is not None:
+            mirror.clear()
         return ResumePlan(folder, None, 0)
     if main:
         for path in drop_incomplete(folder):
             logger.warning("Deleted incomplete checkpoint %s (killed while saving)", path)
-    found = check_resume(cfg)
+    if mirror is not None:
+        mirror.restore(folder)
+    found = last_complete_checkpoint(folder)
     if found is None:
+        if cfg.training.resume == "always":
+            where = str(folder) if mirror is None else f"{folder} or {mirror.root}"
+            raise _nothing_to_resume(cfg, where)
         return ResumePlan(folder, None, 0)
     logger.info("Resuming from %s", found)
     return ResumePlan(folder, found, checkpoint_step(found))

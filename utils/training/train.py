@@ -19,6 +19,7 @@ from utils.modeling.precision import Precision, precision_for
 from utils.training.checkpoints import clear_checkpoints, plan_resume
 from utils.training.distributed import gather_from_ranks, trainable_digest
 from utils.training.history import LossHistory
+from utils.training.remote_checkpoints import CheckpointMirror, mirror_callback
 from utils.training.trainer import (
     DistinctFirst,
     make_collator,
@@ -47,13 +48,15 @@ def train_lora(
     dataset_dir: Path,
     adapter_dir: Path,
     callbacks: Sequence[Any] = (),
+    mirror: CheckpointMirror | None = None,
 ) -> dict[str, Any]:
     """Train a LoRA adapter; the main process saves it (with tokenizer) to `adapter_dir`.
 
     Returns a summary (losses, steps, tokens, runtime, world size) that callers log to ZenML.
     Checkpoints go to a folder keyed by the config (`utils.training.checkpoints`); a matching
     one is resumed (`resumed_from_step`, 0 = from scratch) and the folder is deleted on
-    success.
+    success. With a `mirror`, each checkpoint is also copied to the artifact store, and a
+    newer one found there is resumed (a retry on another machine); deleted on success too.
     """
     from transformers import set_seed
 
@@ -70,7 +73,8 @@ def train_lora(
     callback = LossHistory()
     validation = _generative_validation(cfg, dataset_dir, tokenizer, precision, train_rows)
     collator = make_collator(cfg, tokenizer.pad_token_id, model)
-    plan = plan_resume(cfg)
+    plan = plan_resume(cfg, mirror)
+    mirroring = [mirror_callback(mirror)] if cfg.training.save_steps else []
     trainer = trainer_class()(
         model=model,
         args=training_arguments(cfg, plan.folder, precision, bool(eval_rows)),
@@ -78,7 +82,7 @@ def train_lora(
         eval_dataset=_as_dataset(eval_rows) if eval_rows else None,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=[callback, *([validation] if validation else []), *callbacks],
+        callbacks=[callback, *([validation] if validation else []), *mirroring, *callbacks],
     )
     if cfg.training.row_order == "distinct_first":
         trainer.row_order = DistinctFirst(
@@ -104,6 +108,8 @@ def train_lora(
     if is_main:
         # Every rank is past the all_gather above: nobody reads the checkpoints any more.
         clear_checkpoints(plan.folder)
+        if mirror is not None:
+            mirror.clear()
     losses = callback.losses()
     return {
         "world_size": trainer.args.world_size,
