@@ -211,30 +211,31 @@ def test_cache_kind_is_found_and_named(name: str, family_dirs) -> None:
 
 
 def test_an_unexpected_cache_error_surfaces(monkeypatch, caplog) -> None:
-    """A config DynamicCache cannot read (an unknown layer type: KeyError) is a reason to
-    fall back, logged at WARNING; any other error is a bug and must not pass for a slow
-    path, so it is raised rather than turned into "not plain"."""
+    """Any error but the ones a config legitimately causes is a bug, and must not pass for
+    "not plain" (a silent slow path): it is raised. A config DynamicCache cannot read (an
+    unknown layer type: KeyError) is a reason to fall back, logged at WARNING."""
     import transformers
     from transformers import LlamaConfig
 
-    from utils.inference.kv_cache import plain_cache_problem
+    from utils.inference import kv_cache
 
     class Stub:
         config = LlamaConfig(num_hidden_layers=1, hidden_size=16, num_attention_heads=2)
 
-    def unknown_layer(config=None):
-        raise KeyError("mamba")
-
     def bug(config=None):
         raise RuntimeError("a bug in the cache")
 
-    monkeypatch.setattr(transformers, "DynamicCache", unknown_layer)
-    with caplog.at_level(logging.WARNING, logger=CACHE_LOG):
-        assert plain_cache_problem(Stub()) == "cache config unreadable (KeyError)"
-    assert any(r.levelno == logging.WARNING and "mamba" in r.getMessage() for r in caplog.records)
+    def unknown_layer(config=None):
+        raise KeyError("mamba")
+
     monkeypatch.setattr(transformers, "DynamicCache", bug)
     with pytest.raises(RuntimeError, match="a bug in the cache"):
-        plain_cache_problem(Stub())
+        kv_cache.supports_plain_cache(Stub())
+    monkeypatch.setattr(transformers, "DynamicCache", unknown_layer)
+    with caplog.at_level(logging.WARNING, logger=CACHE_LOG):
+        assert kv_cache.supports_plain_cache(Stub()) is False
+    assert any(r.levelno == logging.WARNING and "mamba" in r.getMessage() for r in caplog.records)
+    assert kv_cache.plain_cache_problem(Stub()) == "cache config unreadable (KeyError)"
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
