@@ -143,6 +143,15 @@ def test_prompt_carries_the_system_prompt_and_masks_all_but_the_answer(
         assert row["prompt"] == build_prompt(tok, row["input"], SYSTEM)
 
 
+def test_preflight_accepts_every_family_template(family_dirs, viggo_subset) -> None:
+    """Templates without a system role are no bad input any more: the run goes ahead."""
+    from utils.cli.preflight import check_prompt_renders
+
+    for folder in family_dirs.values():
+        cfg = PipelineConfig.model_validate(tiny_config(folder, viggo_subset))
+        check_prompt_renders(str(folder), cfg, None, MR)  # raises ModelLoadError if refused
+
+
 def test_a_template_that_drops_the_system_turn_gets_it_in_the_user_turn(tokenizers) -> None:
     from utils.modeling.loader import load_tokenizer
 
