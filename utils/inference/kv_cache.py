@@ -53,15 +53,17 @@ def supports_plain_cache(model: Any) -> bool:
 
 
 def model_type(model: Any) -> str:
+    """The config's `model_type` (`mistral`, `gemma2`, ...), also through a PEFT wrapper."""
     return str(getattr(getattr(model, "config", None), "model_type", None) or type(model).__name__)
 
 
 def plain_cache_fallback(model: Any, fast_path: str, fallback: str) -> str | None:
     """`plain_cache_problem`, and when there is one the log line that says `fast_path` gave
-    way to `fallback` for this model (same outputs, only slower)."""
+    way to `fallback` for this model (same outputs, only slower). A warning, as when
+    training's prefix sharing is off: a configured fast path is not taken."""
     problem = plain_cache_problem(model)
     if problem is not None:
-        logger.info(
+        logger.warning(
             "%s: %s, so %s is off; %s instead", model_type(model), problem, fast_path, fallback
         )
     return problem

@@ -213,6 +213,7 @@ def generate_reranked(
         new_tokens=new_tokens,
         distinct_prompts=len(unique),
         scores=[best[p].score for p in prompts],
+        engine=greedy.engine,
     )
     return Reranked(chosen, greedy.texts, stats)
 
