@@ -2,7 +2,8 @@
 
 Training and generation build the prompt with the same `build_prompt`, so the model is
 evaluated on exactly the text it was trained on. Only response tokens (and the EOS that ends
-them) carry labels; the prompt is -100.
+them) carry labels; the prompt is -100. A chat template without a system role gets the
+system prompt at the start of the user turn (`takes_system_turn`).
 """
 
 from __future__ import annotations
