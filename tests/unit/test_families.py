@@ -30,9 +30,8 @@ from utils.modeling.precision import precision_for
 
 NAMES = list(FAMILIES)
 DTYPES = ["float32", "bfloat16"]
-# Finetunes cost seconds each: every family in float32, and in bfloat16 one family with a
-# plain cache (prefix shared) and one with a sliding window (system prompt folded too).
-TRAINED = [(name, "float32") for name in NAMES] + [("llama3", "bfloat16"), ("gemma2", "bfloat16")]
+# Every family in both dtypes (a finetune costs ~3 s on 2 free cores: 6 steps on 4 rows).
+TRAINED = [(name, dtype) for name in NAMES for dtype in DTYPES]
 SYSTEM = system_prompt_for("data_to_text")
 MR = "inform(name[Dirt: Showdown], release_year[2012], esrb[E 10+ (for Everyone 10 and Older)])"
 SENTENCE = "Dirt: Showdown is a 2012 game rated E 10+."
