@@ -72,13 +72,13 @@ def _corrupt_parquet(folder: Path) -> None:
     (folder / "test.parquet").write_bytes(b"PAR1 but not really")
 
 
-def _system_role_refused(ctx: Ctx) -> Path:
-    """The model folder with a chat template that, like Gemma's, refuses a system message."""
+def _template_renders_nothing(ctx: Ctx) -> Path:
+    """The model folder with a chat template that renders no conversation at all (one that
+    only refuses a system role, like Gemma's, is fine: the system prompt joins the user
+    turn)."""
     out = ctx.model_copy(lambda name: name != "chat_template.jinja")
     (out / "chat_template.jinja").write_text(
-        "{% if messages[0]['role'] == 'system' %}"
-        "{{ raise_exception('System role not supported') }}{% endif %}"
-        "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+        "{{ raise_exception('This template only renders tool calls') }}"
     )
     return out
 
@@ -160,9 +160,10 @@ CASES: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
      "down_proj, gate_proj, k_proj, o_proj, q_proj, up_proj, v_proj"),
     ("lora-beyond-the-layers", lambda c: _set("lora.last_n_layers=3"),
      "lora.last_n_layers=3 but LlamaForCausalLM has 2 layers (num_hidden_layers)"),
-    ("template-refuses-system", lambda c: _set(f"model.base_model_id={_system_role_refused(c)}"),
-     "its chat template cannot render the prompt (a system and a user message): System role "
-     "not supported"),
+    ("template-renders-nothing",
+     lambda c: _set(f"model.base_model_id={_template_renders_nothing(c)}"),
+     "its chat template cannot render the prompt (a user turn, with or without a system "
+     "turn): This template only renders tool calls"),
     ("flash-attention-without-gpu", lambda c: _set("model.attn_implementation=flash_attention_2"),
      "model.attn_implementation=flash_attention_2 needs a CUDA GPU, and this machine has cpu"),
     ("resume-without-checkpoint", lambda c: ["--resume"],

@@ -57,7 +57,7 @@ class _Scripted:
 def _rerank(monkeypatch, scripted, prompts, inputs, task="data_to_text", **cfg):
     monkeypatch.setattr(rerank_module, "generate", scripted)
     monkeypatch.setattr(rerank_module, "decoded_text", lambda tok, ids, newline: ids)
-    monkeypatch.setattr(rerank_module, "supports_plain_cache", lambda model: True)
+    monkeypatch.setattr(rerank_module, "plain_cache_fallback", lambda model, *how: None)
     section = RerankSection(**{"candidates": 2, **cfg})
     return generate_reranked(
         None, None, prompts, inputs, task, section, batch_size=4, max_new_tokens=8

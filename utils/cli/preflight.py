@@ -86,8 +86,9 @@ def preflight(cfg: PipelineConfig) -> None:
 def check_prompt_renders(
     path: str, cfg: PipelineConfig, token: str | None, task_input: str
 ) -> None:
-    """The tokenizer's chat template renders the prompt every step builds (a system and a
-    user message): some templates refuse a system role."""
+    """The tokenizer's chat template renders the prompt every step builds. A template
+    without a system role is no error (`build_prompt` folds the system prompt into the user
+    turn); one that renders no conversation at all is."""
     from utils.data.prompts import build_prompt, system_prompt_for
     from utils.modeling.loader import load_tokenizer
     from utils.modeling.resolve import ModelLoadError
@@ -95,12 +96,12 @@ def check_prompt_renders(
     tokenizer = load_tokenizer(path, cfg.model.trust_remote_code, token=token)
     system = system_prompt_for(cfg.dataset.task, cfg.dataset.system_prompt)
     try:
-        build_prompt(tokenizer, task_input, system)
+        build_prompt(tokenizer, task_input, system, cfg.dataset.enable_thinking)
     except Exception as e:  # jinja2's TemplateError, or what a template raises itself
         reason = " ".join(str(e).split()) or type(e).__name__
         raise ModelLoadError(
             f"model.base_model_id={cfg.model.base_model_id}: its chat template cannot render "
-            f"the prompt (a system and a user message): {reason}"
+            f"the prompt (a user turn, with or without a system turn): {reason}"
         ) from e
 
 

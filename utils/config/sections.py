@@ -88,6 +88,9 @@ class DatasetSection(Section):
     data_dir: str | None = None
     task: TaskName = TaskName.DATA_TO_TEXT
     system_prompt: str | None = None
+    # Reasoning templates (Qwen3) open the answer with a <think> block unless told not to:
+    # the tasks here answer in one line, so thinking is off in training and generation.
+    enable_thinking: bool = False
     max_train_samples: int | None = Field(None, gt=0)
     max_validation_samples: int | None = Field(None, gt=0)
     # Safety cap only; batches are padded dynamically to their longest row.

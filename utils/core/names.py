@@ -53,6 +53,9 @@ LOSS_HISTORY = "loss_history"
 # In every metrics dict: what was scored, e.g. "test:all" or "test:100". Promotion compares
 # only scores taken on the same set.
 EVAL_SET = "eval_set"
+# In every metrics dict: the decoding engine that ran, e.g. "continuous", or
+# "generate (fallback: sliding-window cache)" where the model's cache ruled continuous out.
+ENGINE = "engine"
 
 
 # --- stages of the Model Control Plane ---

@@ -61,11 +61,14 @@ def prepare_dataset(
         rows = _sample(splits[split], limits.get(split), seed)
         prepared = []
         for row in rows:
-            item = dict(row, prompt=build_prompt(tokenizer, row["input"], system))
+            prompt = build_prompt(tokenizer, row["input"], system, cfg.enable_thinking)
+            item = dict(row, prompt=prompt)
             if split != "test":
-                item.update(
-                    encode_example(tokenizer, row["input"], row["target"], system, cfg.max_length)
-                )
+                ex = encode_example(
+                    tokenizer, row["input"], row["target"], system, cfg.max_length,
+                    enable_thinking=cfg.enable_thinking,
+                )  # fmt: skip
+                item.update(ex)
             prepared.append(item)
         write_jsonl(prepared, out_dir / split_file(split))
         meta["split_sizes"][split] = len(prepared)

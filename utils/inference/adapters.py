@@ -22,7 +22,8 @@ def generate_with_adapter(
     `evaluation.rerank` is set)."""
     model, tokenizer = load_model(cfg.model.source(), adapter=adapter, padding_side="left")
     system = system_prompt_for(cfg.dataset.task, cfg.dataset.system_prompt)
-    prompts = [build_prompt(tokenizer, text, system) for text in inputs]
+    thinking = cfg.dataset.enable_thinking
+    prompts = [build_prompt(tokenizer, text, system, thinking) for text in inputs]
     ev = cfg.evaluation
     return decode_outputs(
         model, tokenizer, prompts, inputs, cfg.dataset.task, ev.rerank, batch_size=batch_size,

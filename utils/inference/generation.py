@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from utils.data.prompts import encode_prompt
 from utils.inference.continuous import Watch, decode_continuous
 from utils.inference.decoding import Sampling, decode_beams, decode_generate, pad_id
-from utils.inference.kv_cache import supports_plain_cache
+from utils.inference.kv_cache import plain_cache_fallback
 
 ENGINES = ("continuous", "generate")
 
@@ -33,6 +33,9 @@ class Generations:
     distinct_prompts: int
     # Per text: the model's mean log-probability per generated token (None: not tracked).
     scores: list[float] | None = None
+    # The engine that ran: `continuous`, `generate`, or `generate (fallback: <why>)` where
+    # the continuous engine was asked for and the model's cache rules it out.
+    engine: str = "continuous"
 
 
 def max_new_tokens_for(tokenizer: Any, references: list[str], cap: int = 256) -> int:
@@ -106,7 +109,12 @@ def generate(
     encoded = [encode_prompt(tokenizer, p) for p in unique]
     stops = _stops(tokenizer, model, stop_at_newline)
     model.eval()
-    continuous = (engine == "continuous" or sampling is not None) and supports_plain_cache(model)
+    continuous = engine == "continuous" or sampling is not None
+    ran = "continuous" if continuous else "generate"
+    if continuous:
+        problem = plain_cache_fallback(model, "the continuous engine", "transformers' generate")
+        if problem is not None:
+            continuous, ran = False, f"generate (fallback: {problem})"
     if watch is not None and not continuous:
         raise ValueError("a watched decode needs the continuous engine (a plain KV cache)")
     run = decode_continuous if continuous else decode_generate
@@ -132,6 +140,7 @@ def generate(
         new_tokens=sum(len(t) for t in decoded.tokens),
         distinct_prompts=len(dict.fromkeys(prompts)),
         scores=[scores[i] for i in order] if scores is not None else None,
+        engine=ran,
     )
 
 

@@ -9,27 +9,64 @@ the cache into the prefix pass, so loss and gradients equal those of the full ro
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any
 
 import torch
 
+logger = logging.getLogger(__name__)
+
 KV = list[tuple[torch.Tensor, torch.Tensor]]
 
 
-def supports_plain_cache(model: Any) -> bool:
-    """True when every layer keeps plain K/V tensors that can be expanded and spliced.
+def plain_cache_problem(model: Any) -> str | None:
+    """Why the model's KV cache cannot be expanded and spliced, or None when every layer
+    keeps plain K/V tensors.
 
     Sliding-window or hybrid caches drop or transform old entries: callers fall back to
-    computing full rows for those models.
+    computing full rows for those models, and say so (`plain_cache_fallback`).
     """
     from transformers import DynamicCache
     from transformers.cache_utils import DynamicLayer
 
     try:
         layers = DynamicCache(config=model.config).layers
-    except Exception:  # a config the cache cannot read: treat it as not plain
-        return False
-    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+    except (KeyError, ValueError) as e:
+        # What a config can legitimately cause: a layer type the cache has no class for
+        # (KeyError), or several text configs to choose from (ValueError). Any other error
+        # is a bug, and must not pass for a slow path.
+        logger.warning("%s: DynamicCache cannot read the config: %r", model_type(model), e)
+        return f"cache config unreadable ({type(e).__name__})"
+    if not layers:
+        return "no cache layers"
+    odd = sorted({type(layer).__name__ for layer in layers if type(layer) is not DynamicLayer})
+    if not odd:
+        return None
+    if odd == ["DynamicSlidingWindowLayer"]:
+        return "sliding-window cache"
+    return f"non-plain cache ({', '.join(odd)})"
+
+
+def supports_plain_cache(model: Any) -> bool:
+    """True when every layer keeps plain K/V tensors that can be expanded and spliced."""
+    return plain_cache_problem(model) is None
+
+
+def model_type(model: Any) -> str:
+    """The config's `model_type` (`mistral`, `gemma2`, ...), also through a PEFT wrapper."""
+    return str(getattr(getattr(model, "config", None), "model_type", None) or type(model).__name__)
+
+
+def plain_cache_fallback(model: Any, fast_path: str, fallback: str) -> str | None:
+    """`plain_cache_problem`, and when there is one the log line that says `fast_path` gave
+    way to `fallback` for this model (same outputs, only slower). A warning, as when
+    training's prefix sharing is off: a configured fast path is not taken."""
+    problem = plain_cache_problem(model)
+    if problem is not None:
+        logger.warning(
+            "%s: %s, so %s is off; %s instead", model_type(model), problem, fast_path, fallback
+        )
+    return problem
 
 
 def common_prefix(seqs: list[list[int]], limit: int | None = None) -> list[int]:

@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from utils.config import RerankSection
+from utils.core.names import ENGINE
 from utils.core.tasks import TaskName
 from utils.inference.continuous import Watch
 from utils.inference.decoding import Sampling
 from utils.inference.generation import Generations, beam_candidates, decoded_text, generate
-from utils.inference.kv_cache import supports_plain_cache
+from utils.inference.kv_cache import plain_cache_fallback
 from utils.viggo import parse_mr, slot_errors, try_parse_mr
 
 logger = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ def decode_outputs(
     generations = generate(
         model, tokenizer, prompts, batch_size, max_new_tokens, desc, engine, stop_at_newline
     )
-    return Reranked(generations, None, {"decoding": describe(None)})
+    return Reranked(generations, None, {"decoding": describe(None), ENGINE: generations.engine})
 
 
 def generate_reranked(
@@ -175,17 +176,24 @@ def generate_reranked(
         for p, (x, text) in by_prompt.items()
     }
     todo = [p for p in unique if best[p].errors > 0 or not rerank.only_failing]
-    drawn, new_tokens = 0, greedy.new_tokens
+    drawn, new_tokens, decoding = 0, greedy.new_tokens, describe(rerank)
+    beams = rerank.method == "beam"
+    if todo and not beams:
+        # Sampling runs in the continuous engine; other caches get beams instead.
+        problem = plain_cache_fallback(model, "sampled candidates", "beam search candidates")
+        if problem is not None:
+            beams, decoding = True, f"{decoding} (fallback: beam, {problem})"
     if todo:
         args = (model, tokenizer, todo, [by_prompt[p][0] for p in todo], [best[p] for p in todo])
         drawn, tokens = _draw(
-            *args, task, rerank, batch_size, max_new_tokens, stop_at_newline, desc
+            *args, task, rerank, beams, batch_size, max_new_tokens, stop_at_newline, desc
         )
         new_tokens += tokens
     rerank_seconds = time.perf_counter() - start - greedy_seconds
     changed = sum(best[p].text != by_prompt[p][1] for p in unique)
     stats = {
-        "decoding": describe(rerank),
+        "decoding": decoding,
+        ENGINE: greedy.engine,
         # The greedy pass is the greedy evaluation: their ratio is what reranking costs.
         "greedy_seconds": round(greedy_seconds, 2),
         "rerank_seconds": round(rerank_seconds, 2),
@@ -197,7 +205,7 @@ def generate_reranked(
     logger.info(
         "%s: %d of %d inputs resampled, %d candidates, %d outputs changed from greedy "
         "(greedy %.1f s, candidates %.1f s)",
-        describe(rerank), len(todo), len(unique), drawn, changed, greedy_seconds,
+        decoding, len(todo), len(unique), drawn, changed, greedy_seconds,
         rerank_seconds,
     )  # fmt: skip
     chosen = Generations(
@@ -205,6 +213,7 @@ def generate_reranked(
         new_tokens=new_tokens,
         distinct_prompts=len(unique),
         scores=[best[p].score for p in prompts],
+        engine=greedy.engine,
     )
     return Reranked(chosen, greedy.texts, stats)
 
@@ -217,15 +226,16 @@ def _draw(
     best: list[_Best],
     task: str,
     rerank: RerankSection,
+    beams: bool,
     batch_size: int,
     max_new_tokens: int,
     stop_at_newline: bool,
     desc: str,
 ) -> tuple[int, int]:
-    """Offers candidates of `prompts` to `best`; returns (candidates drawn, their tokens)."""
+    """Offers candidates of `prompts` to `best` (beam search, or sampled); returns
+    (candidates drawn, their tokens)."""
     k = rerank.candidates
-    if rerank.method == "beam" or not supports_plain_cache(model):
-        # Sampling runs in the continuous engine; sliding-window caches get beams instead.
+    if beams:
         found, tokens = beam_candidates(
             model, tokenizer, prompts, k, max_new_tokens, stop_at_newline, f"{desc} beams"
         )

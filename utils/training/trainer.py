@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.config import PipelineConfig
-from utils.inference.kv_cache import attach_prefix_cache, supports_plain_cache
+from utils.inference.kv_cache import attach_prefix_cache, model_type, plain_cache_problem
 from utils.modeling.lora import CHECKPOINTING_KWARGS
 from utils.modeling.precision import Precision
 from utils.training.checkpoints import trainer_checkpoint_arguments
@@ -45,8 +45,9 @@ def prefix_sharing_off(cfg: PipelineConfig, model: Any) -> str | None:
             "training.gradient_checkpointing is on (checkpointed blocks recompute without "
             "the prefix's KV cache)"
         )
-    if not supports_plain_cache(model):
-        return f"{type(model).__name__}'s KV cache is not plain (sliding-window or hybrid layers)"
+    problem = plain_cache_problem(model)
+    if problem is not None:
+        return f"{model_type(model)}: {problem} (its K/V cannot be expanded and spliced)"
     return None
 
 
