@@ -39,6 +39,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.fixtures.families import SMALL  # noqa: E402
 from utils.config import load_config  # noqa: E402
 from utils.core.names import split_file  # noqa: E402
 from utils.data.jsonl import read_jsonl  # noqa: E402
@@ -61,16 +62,9 @@ SHAPES: dict[str, dict[str, Any]] = {
         "rms_norm_eps": 1e-5,
         "tie_word_embeddings": False,
     },
-    # 64 wide: the smallest shape bitsandbytes' CPU 4-bit kernels accept (tests/fixtures).
-    "tiny": {
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 1024,
-        "tie_word_embeddings": True,
-    },
+    # The tests' tiny shape (64 wide: bitsandbytes' CPU 4-bit kernels take it), for a CPU
+    # smoke run of this script.
+    "tiny": {**SMALL, "tie_word_embeddings": True},
 }
 GOALS = {"bf16": 0.45, "4bit": 0.30}
 EVAL_SECONDS_GOAL = 10.0

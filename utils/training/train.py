@@ -131,6 +131,10 @@ def train_lora(
         # Why not (None when it is shared): e.g. activation checkpointing turns it off.
         "shared_prompt_prefix_off": prefix_sharing_off(cfg, model),
         "dtype": str(precision.dtype).removeprefix("torch."),
+        # What ran, from the one precision policy: the same on 1 process and N.
+        "autocast": precision.autocast,
+        "quantization": source.quantization,
+        "gradient_checkpointing": cfg.training.gradient_checkpointing,
         **(validation.summary() if validation else {}),
     }
 
