@@ -21,7 +21,7 @@ from utils.core.names import (
     PROMOTE,
     EvalStage,
 )
-from utils.training.checkpoints import pending_checkpoint
+from utils.training.remote_checkpoints import pending_checkpoint
 from utils.zenml_ops.model_versions import model_for
 from utils.zenml_ops.remote_options import pipeline_options
 from utils.zenml_ops.scratch import remove_scratch_folders

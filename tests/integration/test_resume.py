@@ -184,8 +184,7 @@ def test_retry_on_another_machine_resumes_from_the_artifact_store(
     import utils.training.train as training
     from steps.finetune import finetune
     from utils.config import PipelineConfig
-    from utils.training.checkpoints import check_resume, pending_checkpoint
-    from utils.training.remote_checkpoints import CheckpointMirror
+    from utils.training.remote_checkpoints import CheckpointMirror, check_resume, pending_checkpoint
     from utils.zenml_ops.scratch import remove_scratch_folders
 
     training_keys = {"max_steps": 6, "save_steps": 2, "batch_size": 2}

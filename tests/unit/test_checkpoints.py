@@ -179,7 +179,7 @@ def test_store_without_checkpoint_and_never(tmp_path: Path) -> None:
 
 
 def test_the_client_looks_where_the_step_will(zenml_env: Path) -> None:
-    from utils.training.checkpoints import check_resume, pending_checkpoint
+    from utils.training.remote_checkpoints import check_resume, pending_checkpoint
 
     data = _data(zenml_env / "data")
     on_orchestrator = _cfg(data, zenml_env / "client-disk")

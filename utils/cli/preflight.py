@@ -27,12 +27,6 @@ def check_stack(cfg: PipelineConfig, schedule: Any) -> None:
     check_step_operator(cfg.remote, stack.name, set(stack.step_operators))
 
 
-def runs_locally() -> bool:
-    from zenml.client import Client
-
-    return Client().active_stack.orchestrator.flavor == "local"
-
-
 def preflight(cfg: PipelineConfig) -> None:
     """Fail before any step runs (and before a model version exists) on fixable problems."""
     from utils.data.rows import load_task_splits
@@ -42,6 +36,7 @@ def preflight(cfg: PipelineConfig) -> None:
     from utils.modeling.quantization import check_quantizable
     from utils.modeling.resolve import resolve_model_path
     from utils.modeling.safety import check_model_folder
+    from utils.zenml_ops.remote_options import runs_locally
     from utils.zenml_ops.secrets import check_hf_secret, hf_token
 
     local = runs_locally()
@@ -106,7 +101,7 @@ def check_prompt_renders(
 
 
 def _check_resume(cfg: PipelineConfig) -> None:
-    from utils.training.checkpoints import check_resume
+    from utils.training.remote_checkpoints import check_resume
 
     checkpoint = check_resume(cfg)
     if checkpoint is not None:

@@ -21,15 +21,12 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from utils.config import PipelineConfig, TrainingSection
 from utils.core.errors import UserError
 from utils.core.names import SPLITS
 from utils.data.sources import DataError, find_split_file
-
-if TYPE_CHECKING:
-    from utils.training.remote_checkpoints import CheckpointMirror
 
 logger = logging.getLogger(__name__)
 
@@ -164,33 +161,7 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def _key_computable(cfg: PipelineConfig) -> bool:
-    # The key hashes the data files: where they exist only on the step's machine, this
-    # machine cannot name the step's checkpoint folder.
-    return not cfg.dataset.data_dir or Path(cfg.dataset.data_dir).expanduser().is_dir()
-
-
-def pending_checkpoint(cfg: PipelineConfig) -> Found | None:
-    """Before a run: the checkpoint the next finetune of `cfg` would resume from.
-
-    It looks where the step will: the artifact store's mirror always, this machine's disk
-    only when the step runs here (local orchestrator, no step operator). None with
-    resume=never, or when the data (and so the key) is not on this machine.
-    """
-    if cfg.training.resume == "never" or not _key_computable(cfg):
-        return None
-    from utils.training.remote_checkpoints import finetune_runs_here, pending_in_store
-
-    candidates = [pending_in_store(cfg)]
-    if finetune_runs_here(cfg):
-        local = last_complete_checkpoint(checkpoint_folder(cfg))
-        if local is not None:
-            candidates.append(Found(str(local), checkpoint_step(local)))
-    found = [c for c in candidates if c is not None]
-    return max(found, key=lambda c: c.step) if found else None
-
-
-def _nothing_to_resume(cfg: PipelineConfig, where: str) -> CheckpointError:
+def nothing_to_resume(cfg: PipelineConfig, where: str) -> CheckpointError:
     return CheckpointError(
         "training.resume=always (--resume) but there is no complete checkpoint for this "
         f"config in {where}; drop --resume to train from scratch (a run resumes only with "
@@ -198,23 +169,17 @@ def _nothing_to_resume(cfg: PipelineConfig, where: str) -> CheckpointError:
     )
 
 
-def check_resume(cfg: PipelineConfig) -> Found | None:
-    """Before a run: the checkpoint it will resume from; an error if `always` has none."""
-    found = pending_checkpoint(cfg)
-    if found is None and cfg.training.resume == "always":
-        if not _key_computable(cfg):
-            logger.info("data_dir is not on this machine: the finetune step checks --resume")
-            return None
-        from utils.training.remote_checkpoints import CheckpointMirror, finetune_runs_here
+class StoreCopy(Protocol):
+    """A copy of the checkpoints elsewhere (`remote_checkpoints.CheckpointMirror`)."""
 
-        where = f"the artifact store ({CheckpointMirror.for_config(cfg).root})"
-        if finetune_runs_here(cfg):
-            where = f"{checkpoint_folder(cfg)} or {where}"
-        raise _nothing_to_resume(cfg, where)
-    return found
+    root: str
+
+    def clear(self) -> None: ...
+
+    def restore(self, folder: Path) -> Any: ...
 
 
-def plan_resume(cfg: PipelineConfig, mirror: CheckpointMirror | None = None) -> ResumePlan:
+def plan_resume(cfg: PipelineConfig, mirror: StoreCopy | None = None) -> ResumePlan:
     """Where the Trainer checkpoints, and from which checkpoint (if any) it continues.
 
     With a `mirror` (the artifact store's copy), a newer checkpoint there is downloaded
@@ -239,7 +204,7 @@ def plan_resume(cfg: PipelineConfig, mirror: CheckpointMirror | None = None) -> 
     if found is None:
         if cfg.training.resume == "always":
             where = str(folder) if mirror is None else f"{folder} or {mirror.root}"
-            raise _nothing_to_resume(cfg, where)
+            raise nothing_to_resume(cfg, where)
         return ResumePlan(folder, None, 0)
     logger.info("Resuming from %s", found)
     return ResumePlan(folder, found, checkpoint_step(found))

@@ -35,6 +35,7 @@ from utils.training.checkpoints import (
     is_checkpoint_name,
     is_main_process,
     last_complete_checkpoint,
+    nothing_to_resume,
     state_matches,
 )
 
@@ -201,9 +202,8 @@ def mirror_callback(mirror: CheckpointMirror | None) -> Any:
 
 def finetune_runs_here(cfg: PipelineConfig) -> bool:
     """Whether the finetune step will run on this machine (and so see its checkpoint disk)."""
-    from utils.cli.preflight import runs_locally
     from utils.core.names import FINETUNE
-    from utils.zenml_ops.remote_options import steps_on_step_operator
+    from utils.zenml_ops.remote_options import runs_locally, steps_on_step_operator
 
     return runs_locally() and FINETUNE not in steps_on_step_operator(cfg.remote)
 
@@ -215,3 +215,41 @@ def pending_in_store(cfg: PipelineConfig) -> Found | None:
     except Exception as err:  # credentials, network: the step's machine may still see it
         logger.warning("Could not look for a checkpoint in the artifact store: %s", err)
         return None
+
+
+def _key_computable(cfg: PipelineConfig) -> bool:
+    # The key hashes the data files: where they exist only on the step's machine, this
+    # machine cannot name the step's checkpoint folder.
+    return not cfg.dataset.data_dir or Path(cfg.dataset.data_dir).expanduser().is_dir()
+
+
+def pending_checkpoint(cfg: PipelineConfig) -> Found | None:
+    """Before a run: the checkpoint the next finetune of `cfg` would resume from.
+
+    It looks where the step will: the artifact store's mirror always, this machine's disk
+    only when the step runs here (local orchestrator, no step operator). None with
+    resume=never, or when the data (and so the key) is not on this machine.
+    """
+    if cfg.training.resume == "never" or not _key_computable(cfg):
+        return None
+    candidates = [pending_in_store(cfg)]
+    if finetune_runs_here(cfg):
+        local = last_complete_checkpoint(checkpoint_folder(cfg))
+        if local is not None:
+            candidates.append(Found(str(local), checkpoint_step(local)))
+    found = [c for c in candidates if c is not None]
+    return max(found, key=lambda c: c.step) if found else None
+
+
+def check_resume(cfg: PipelineConfig) -> Found | None:
+    """Before a run: the checkpoint it will resume from; an error if `always` has none."""
+    found = pending_checkpoint(cfg)
+    if found is None and cfg.training.resume == "always":
+        if not _key_computable(cfg):
+            logger.info("data_dir is not on this machine: the finetune step checks --resume")
+            return None
+        where = f"the artifact store ({CheckpointMirror.for_config(cfg).root})"
+        if finetune_runs_here(cfg):
+            where = f"{checkpoint_folder(cfg)} or {where}"
+        raise nothing_to_resume(cfg, where)
+    return found

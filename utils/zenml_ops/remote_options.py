@@ -18,6 +18,13 @@ class RemoteError(UserError, ValueError):
     """The active stack cannot run what the `remote:` section asks for."""
 
 
+def runs_locally() -> bool:
+    """Whether the active stack's orchestrator runs steps on this machine."""
+    from zenml.client import Client
+
+    return Client().active_stack.orchestrator.flavor == "local"
+
+
 def _from_root(path: str | None) -> str | None:
     # ZenML resolves these against the cwd; the config means the project root.
     if path is None:
