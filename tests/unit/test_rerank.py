@@ -127,6 +127,47 @@ def test_all_inputs_draw_every_candidate_without_only_failing(monkeypatch) -> No
     assert out.generations.texts == ["Tetris was released in 1986."]  # same errors, higher score
 
 
+def test_consensus_picks_the_error_free_candidate_the_others_agree_with(monkeypatch) -> None:
+    agreed = "Tetris came out in 1986 and people still play it."
+    scripted = _Scripted(
+        greedy={"p1": ("Tetris, released in 1986.", -0.1)},
+        draws={
+            "p1": [
+                ("Tetris came out in 1986, people still play it.", -0.9),
+                (agreed, -0.8),
+                ("Tetris came out in 1990 and people still play it.", -0.2),  # wrong year
+                ("Tetris came out in 1986 and many people still play it.", -0.7),
+            ]
+        },
+    )
+    out = _rerank(monkeypatch, scripted, ["p1"], [TETRIS], candidates=4, select="consensus")
+    # Greedy passes the check, yet every input draws all its candidates; the wrong-year one
+    # cannot win but still counts as evidence; greedy has the best score but least support.
+    assert len(scripted.decoded) == 4
+    assert out.generations.texts == [agreed]
+    by_score = _rerank(monkeypatch, _Scripted(scripted.greedy, scripted.draws), ["p1"], [TETRIS],
+                       candidates=4, only_failing=False)  # fmt: skip
+    assert by_score.generations.texts == ["Tetris, released in 1986."]
+
+
+def test_consensus_never_trades_an_error_for_agreement(monkeypatch) -> None:
+    wrong = "Tetris is a game."
+    scripted = _Scripted(
+        greedy={"p1": (wrong, -0.1)},
+        draws={"p1": [(wrong, -0.1), (wrong, -0.1), ("Tetris came out in 1986.", -3.0)]},
+    )
+    out = _rerank(monkeypatch, scripted, ["p1"], [TETRIS], candidates=3, select="consensus")
+    assert out.generations.texts == ["Tetris came out in 1986."]
+    assert "consensus" in out.stats["decoding"]
+
+
+def test_consensus_draws_for_every_input_and_refuses_only_failing() -> None:
+    assert RerankSection(select="consensus").only_failing is False
+    assert RerankSection().only_failing is True
+    with pytest.raises(ConfigError, match=r"rerank\.only_failing=false"):
+        load_config(None, ["evaluation.rerank={select: consensus, only_failing: true}"])
+
+
 def test_text_to_mr_candidates_that_do_not_parse_lose(monkeypatch) -> None:
     scripted = _Scripted(
         greedy={"p1": ("inform(name[Tetris], release_year[1986]", -0.1)},

@@ -169,7 +169,8 @@ class AccelerateSection(Section):
 class RerankSection(Section):
     """Slot-aware decoding: inputs whose greedy output fails the task's check (ViGGO slot
     errors for data_to_text; an MR that does not parse for text_to_mr) get more candidates;
-    the one with the fewest errors wins, then the one the model scores highest."""
+    the one with the fewest errors wins, then (`select`) the one the model scores highest or
+    the one the other candidates agree with most."""
 
     # sample: candidates drawn inside the continuous engine, one wave at a time, until one
     # passes the check; beam: transformers' beam search, all candidates at once (slow).
@@ -178,12 +179,30 @@ class RerankSection(Section):
     candidates: int = Field(8, ge=1, le=64)
     temperature: float = Field(0.7, gt=0.0, le=2.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)
-    # false = candidates for every input (a greedy output with no error can still lose on
-    # model score); true = only for inputs whose greedy output fails the check.
-    only_failing: bool = True
+    # Among the candidates with the fewest errors: `score` = the highest mean token
+    # log-probability; `consensus` = the highest summed ROUGE-L against all candidates of
+    # the input (minimum-Bayes-risk selection: the output closest to what the model would
+    # say on average, which is what a held-out reference rewards). Consensus needs
+    # candidates of every input, so it costs `candidates` draws per input.
+    select: Literal["score", "consensus"] = "score"
+    # false = candidates for every input (a greedy output with no error can still lose);
+    # true = only for inputs whose greedy output fails the check. Unset: true for `score`,
+    # false for `consensus`.
+    only_failing: bool | None = None
     # The base model fails most inputs: reranking it costs several times its greedy pass.
     apply_to: Literal["finetuned", "both"] = "finetuned"
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _draws_for_select(self) -> RerankSection:
+        if self.only_failing is None:
+            self.only_failing = self.select == "score"
+        elif self.only_failing and self.select == "consensus":
+            raise ValueError(
+                "rerank.select=consensus compares the candidates of every input: set "
+                "rerank.only_failing=false (or leave it unset)"
+            )
+        return self
 
 
 class EvaluationSection(Section):

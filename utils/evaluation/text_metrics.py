@@ -49,6 +49,16 @@ def _scorer() -> rouge_scorer.RougeScorer:
     return rouge_scorer.RougeScorer(list(ROUGE_KEYS), tokenizer=_StemmingTokenizer())
 
 
+@lru_cache(maxsize=1)
+def _rouge_l_scorer() -> rouge_scorer.RougeScorer:
+    return rouge_scorer.RougeScorer(["rougeL"], tokenizer=_StemmingTokenizer())
+
+
+def rouge_l(a: str, b: str) -> float:
+    """ROUGE-L F-measure of two texts, tokenized as the scorer does (symmetric in a, b)."""
+    return _rouge_l_scorer().score(a, b)["rougeL"].fmeasure
+
+
 def _split_sentences(text: str) -> str:
     return "\n".join(_SENTENCE_END.split(text.strip()))
 

@@ -1,5 +1,7 @@
 """Slot-aware decoding: greedy first, then candidates for the inputs whose output fails the
-task's check, and the candidate with the fewest errors (then the highest model score) wins.
+task's check, and the candidate with the fewest errors wins; among those, the highest model
+score (`select: score`) or the one the input's other candidates agree with most (`select:
+consensus`, minimum-Bayes-risk with ROUGE-L, which drawing for every input pays for).
 
 The check is the one the scorer uses: ViGGO slot errors (missing, wrong, hallucinated) of
 a sentence against its MR for data_to_text, and "does it parse as an MR" for text_to_mr.
@@ -25,6 +27,7 @@ from typing import Any
 from utils.config import RerankSection
 from utils.core.names import ENGINE
 from utils.core.tasks import TaskName
+from utils.evaluation.text_metrics import rouge_l
 from utils.inference.continuous import Watch
 from utils.inference.decoding import Sampling
 from utils.inference.generation import Generations, beam_candidates, decoded_text, generate
@@ -58,14 +61,35 @@ def output_errors(task: str, task_input: str, output: str) -> int:
 
 
 @dataclass
-class _Best:
+class _Candidate:
     text: str
     errors: int
     score: float
 
+
+class _Pool:
+    """An input's candidates (greedy first); `choice` applies `RerankSection.select`."""
+
+    def __init__(self, text: str, errors: int, score: float) -> None:
+        self.candidates = [_Candidate(text, errors, score)]
+        self.errors = errors  # the fewest errors of any candidate so far
+
     def offer(self, text: str, errors: int, score: float) -> None:
-        if (errors, -score) < (self.errors, -self.score):
-            self.text, self.errors, self.score = text, errors, score
+        self.candidates.append(_Candidate(text, errors, score))
+        self.errors = min(self.errors, errors)
+
+    def choice(self, select: str) -> _Candidate:
+        fewest = [c for c in self.candidates if c.errors == self.errors]
+        if select == "score" or len(fewest) == 1:
+            return max(fewest, key=lambda c: c.score)
+        # Minimum Bayes risk: every candidate (errors or not) is evidence of what the model
+        # would say; duplicates count as the support they are. ROUGE-L F is symmetric.
+        texts = [c.text for c in self.candidates]
+        agreement = {
+            text: sum(rouge_l(text, other) for other in texts)
+            for text in dict.fromkeys(c.text for c in fewest)
+        }
+        return max(fewest, key=lambda c: (agreement[c.text], c.score))
 
 
 @dataclass
@@ -81,7 +105,8 @@ def describe(rerank: RerankSection | None) -> str:
     if rerank is None:
         return "greedy"
     which = "failing inputs" if rerank.only_failing else "all inputs"
-    return f"rerank:{rerank.method} up to {rerank.candidates}, {which}"
+    how = "" if rerank.select == "score" else f", {rerank.select}"
+    return f"rerank:{rerank.method} up to {rerank.candidates}, {which}{how}"
 
 
 class _Draws(Watch):
@@ -92,7 +117,7 @@ class _Draws(Watch):
     PER_WAVE = 2
 
     def __init__(
-        self, inputs: list[str], best: list[_Best], task: str, decode: Any, until_passing: bool
+        self, inputs: list[str], best: list[_Pool], task: str, decode: Any, until_passing: bool
     ) -> None:
         self.inputs, self.best, self.task, self.decode = inputs, best, task, decode
         self.until_passing = until_passing
@@ -172,7 +197,7 @@ def generate_reranked(
     # Greedy from the generate engine has no score: it then wins only on errors and ties.
     greedy_scores = dict(zip(prompts, greedy.scores or [0.0] * len(prompts), strict=True))
     best = {
-        p: _Best(text, output_errors(task, x, text), greedy_scores[p])
+        p: _Pool(text, output_errors(task, x, text), greedy_scores[p])
         for p, (x, text) in by_prompt.items()
     }
     todo = [p for p in unique if best[p].errors > 0 or not rerank.only_failing]
@@ -189,8 +214,9 @@ def generate_reranked(
             *args, task, rerank, beams, batch_size, max_new_tokens, stop_at_newline, desc
         )
         new_tokens += tokens
+    chosen = {p: best[p].choice(rerank.select) for p in unique}
     rerank_seconds = time.perf_counter() - start - greedy_seconds
-    changed = sum(best[p].text != by_prompt[p][1] for p in unique)
+    changed = sum(chosen[p].text != by_prompt[p][1] for p in unique)
     stats = {
         "decoding": decoding,
         ENGINE: greedy.engine,
@@ -208,14 +234,14 @@ def generate_reranked(
         decoding, len(todo), len(unique), drawn, changed, greedy_seconds,
         rerank_seconds,
     )  # fmt: skip
-    chosen = Generations(
-        texts=[best[p].text for p in prompts],
+    generations = Generations(
+        texts=[chosen[p].text for p in prompts],
         new_tokens=new_tokens,
         distinct_prompts=len(unique),
-        scores=[best[p].score for p in prompts],
+        scores=[chosen[p].score for p in prompts],
         engine=greedy.engine,
     )
-    return Reranked(chosen, greedy.texts, stats)
+    return Reranked(generations, greedy.texts, stats)
 
 
 def _draw(
@@ -223,7 +249,7 @@ def _draw(
     tokenizer: Any,
     prompts: list[str],
     inputs: list[str],
-    best: list[_Best],
+    best: list[_Pool],
     task: str,
     rerank: RerankSection,
     beams: bool,
