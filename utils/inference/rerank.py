@@ -67,7 +67,7 @@ class _Candidate:
     score: float
 
 
-class _Pool:
+class CandidatePool:
     """An input's candidates (greedy first); `choice` applies `RerankSection.select`."""
 
     def __init__(self, text: str, errors: int, score: float) -> None:
@@ -117,7 +117,12 @@ class _Draws(Watch):
     PER_WAVE = 2
 
     def __init__(
-        self, inputs: list[str], best: list[_Pool], task: str, decode: Any, until_passing: bool
+        self,
+        inputs: list[str],
+        best: list[CandidatePool],
+        task: str,
+        decode: Any,
+        until_passing: bool,
     ) -> None:
         self.inputs, self.best, self.task, self.decode = inputs, best, task, decode
         self.until_passing = until_passing
@@ -197,7 +202,7 @@ def generate_reranked(
     # Greedy from the generate engine has no score: it then wins only on errors and ties.
     greedy_scores = dict(zip(prompts, greedy.scores or [0.0] * len(prompts), strict=True))
     best = {
-        p: _Pool(text, output_errors(task, x, text), greedy_scores[p])
+        p: CandidatePool(text, output_errors(task, x, text), greedy_scores[p])
         for p, (x, text) in by_prompt.items()
     }
     todo = [p for p in unique if best[p].errors > 0 or not rerank.only_failing]
@@ -249,7 +254,7 @@ def _draw(
     tokenizer: Any,
     prompts: list[str],
     inputs: list[str],
-    best: list[_Pool],
+    best: list[CandidatePool],
     task: str,
     rerank: RerankSection,
     beams: bool,
