@@ -3,6 +3,7 @@ a stack without one changes nothing; an unusable one stops the run before any st
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -192,10 +193,12 @@ def _free_port() -> int:
 
 def _assert_ui_lists(uri: str, experiment_id: str, run_id: str) -> None:
     port = _free_port()
+    # The UI's server alone: no job runner (huey workers), no telemetry.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "DO_NOT_TRACK": "true"}
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
          "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, env=env,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
@@ -222,8 +225,19 @@ def _assert_ui_lists(uri: str, experiment_id: str, run_id: str) -> None:
         with urllib.request.urlopen(f"{base}/", timeout=30) as r:
             assert b"MLflow" in r.read()  # the UI page itself
     finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and its worker, by our pid
-        server.wait(timeout=60)
+        _stop(server)
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """The server and its worker: its own process group, by the pid we started."""
+    for sig, wait in ((signal.SIGTERM, 60), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, sig)
+        try:
+            server.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def test_two_ranks_log_through_the_parent_step(
