@@ -29,14 +29,15 @@ def finetune_distributed(config_json: str, dataset: Path) -> FinetuneOutputs:
     launch = launch_kwargs(cfg.accelerate, precision.launcher_mixed_precision)
     launched = run_with_accelerate(finetune.copy(), **launch)
     prefetch(cfg)  # a retry on another machine: every rank resumes what the store holds
+    tracker = step_tracker()
+    if tracker is not None:
+        tracker.log_params(flat_params(json.loads(config_json)))  # visible while it trains
     with launch_env():
         adapter, summary, curve = launched.entrypoint(config_json=config_json, dataset=str(dataset))
     adopt_scratch_folder(Path(adapter))  # made by rank 0: removed once ZenML stored it
     rows = summary.pop(TRACKER_METRICS, [])
     log_metadata(metadata={TRAINING: summary})
-    tracker = step_tracker()
     if tracker is not None:
-        tracker.log_params(flat_params(json.loads(config_json)))
-        replay(tracker, rows)
+        replay(tracker, rows)  # rank 0's, one row per logging step
         log_training_result(tracker, summary, training_curve_png(summary))
     return Path(adapter), summary, curve
