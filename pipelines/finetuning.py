@@ -25,6 +25,7 @@ from utils.training.remote_checkpoints import pending_checkpoint
 from utils.zenml_ops.model_versions import model_for
 from utils.zenml_ops.remote_options import pipeline_options
 from utils.zenml_ops.scratch import remove_scratch_folders
+from utils.zenml_ops.tracking import add_tracker_options, stack_tracker
 
 evaluate_base = evaluate.with_options(substitutions={"stage": EvalStage.BASE.value})
 evaluate_finetuned = evaluate.with_options(substitutions={"stage": EvalStage.FINETUNED.value})
@@ -61,10 +62,17 @@ def llm_lora_finetuning(config: PipelineConfig) -> None:
     )
 
 
-def build_pipeline(cfg: PipelineConfig, schedule: Schedule | None = None) -> Any:
-    """The pipeline with its model, cache policy, `remote:` options and optional schedule."""
+def build_pipeline(
+    cfg: PipelineConfig, schedule: Schedule | None = None, track: bool = True
+) -> Any:
+    """The pipeline with its model, cache policy, `remote:` options and optional schedule;
+    finetune and both evaluations log to the active stack's experiment tracker, if it has
+    one (and `track`: the preflight check can leave it out)."""
     options = pipeline_options(cfg.remote)
     steps = options.setdefault("steps", {})
+    tracker = stack_tracker() if track else None
+    if tracker is not None:
+        add_tracker_options(steps, cfg, tracker)
     # An interrupted finetune of this config left a checkpoint: run the step (and resume),
     # rather than serve an older completed finetune from the cache and leave it behind.
     if pending_checkpoint(cfg):

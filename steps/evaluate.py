@@ -8,6 +8,7 @@ from utils.config import EvaluationSection, ModelSource
 from utils.core.names import STAGE_METRICS, STAGE_PREDICTIONS, STAGE_REPORT, EvalStage
 from utils.evaluation.evaluator import evaluate_on_split
 from utils.evaluation.report import predictions_report_html
+from utils.zenml_ops.tracker_logging import log_evaluation, step_tracker
 
 
 @step
@@ -26,7 +27,8 @@ def evaluate(
     """Generate on the evaluation split (base model, or base + `adapter`) and score it.
 
     Used twice in the pipeline; `{stage}` (base / finetuned) names the artifacts. The HTML
-    report lists rows worst first, next to the base model's output when given.
+    report lists rows worst first, next to the base model's output when given. With an
+    experiment tracker, the metrics go to it as `<stage>_<metric>`, with the report.
     """
     stage = EvalStage.FINETUNED if adapter is not None else EvalStage.BASE
     metrics, records = evaluate_on_split(
@@ -40,5 +42,9 @@ def evaluate(
     report = predictions_report_html(
         task, records, metrics, f"{task}: {stage} model", baseline_predictions
     )
+    tracker = step_tracker()
+    if tracker is not None:
+        settings = {"model": model.model_dump(), "evaluation": evaluation.model_dump()}
+        log_evaluation(tracker, stage, metrics, report, settings)
     # A literal tuple: ZenML reads multiple outputs from the return statement's shape.
     return metrics, records, HTMLString(report)

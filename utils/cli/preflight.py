@@ -27,6 +27,14 @@ def check_stack(cfg: PipelineConfig, schedule: Any) -> None:
     check_step_operator(cfg.remote, stack.name, set(stack.step_operators))
 
 
+def check_tracking(cfg: PipelineConfig) -> bool:
+    """Whether the steps log to the stack's experiment tracker: an unusable one fails here
+    (one line naming it) unless `tracking.required: false`, which leaves it out."""
+    from utils.zenml_ops.tracking import check_tracker
+
+    return check_tracker(cfg)
+
+
 def preflight(cfg: PipelineConfig) -> None:
     """Fail before any step runs (and before a model version exists) on fixable problems."""
     from utils.data.rows import load_task_splits

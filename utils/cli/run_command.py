@@ -103,13 +103,14 @@ def main(argv: list[str]) -> int:
     if args.dry_run:
         print(yaml.safe_dump(cfg.model_dump(), sort_keys=False), end="")
         return 0
-    from utils.cli.preflight import check_stack, preflight
+    from utils.cli.preflight import check_stack, check_tracking, preflight
 
     check_stack(cfg, schedule)
+    track = check_tracking(cfg)
     preflight(cfg)
     from pipelines.finetuning import build_pipeline
 
-    run = build_pipeline(cfg, schedule)(config=cfg)
+    run = build_pipeline(cfg, schedule, track=track)(config=cfg)
     if schedule is not None:
         when = schedule.cron_expression or f"every {schedule.interval_second}"
         print(f"scheduled ({when}): each run trains a new version of model {cfg.model.name!r}")

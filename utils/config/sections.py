@@ -241,6 +241,14 @@ class PromotionSection(Section):
         return v
 
 
+class TrackingSection(Section):
+    """The active stack's experiment tracker (MLflow, W&B), when it has one."""
+
+    # A tracker that cannot be reached (or is misconfigured) stops the run before any step;
+    # false: the run goes on without it, with a warning.
+    required: bool = True
+
+
 class PipelineConfig(Section):
     model: ModelSection = ModelSection()
     lora: LoraSection = LoraSection()
@@ -251,6 +259,7 @@ class PipelineConfig(Section):
     promotion: PromotionSection = PromotionSection()
     enable_cache: bool = True
     remote: RemoteSection = RemoteSection()
+    tracking: TrackingSection = TrackingSection()
 
     @model_validator(mode="after")
     def _rerank_has_a_check(self) -> PipelineConfig:

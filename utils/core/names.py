@@ -50,6 +50,9 @@ def predictions_name(stage: EvalStage | str) -> str:
 CONFIG = "config"
 TRAINING = "training"  # the training summary; also the finetune step's metadata key
 LOSS_HISTORY = "loss_history"
+# Only in the summary Accelerate's children return (they have no step context, so no
+# tracker): the experiment tracker's metric rows, which the parent step logs and removes.
+TRACKER_METRICS = "tracker_metrics"
 # In every metrics dict: what was scored, e.g. "test:all" or "test:100". Promotion compares
 # only scores taken on the same set.
 EVAL_SET = "eval_set"

@@ -19,6 +19,7 @@ from utils.modeling.precision import Precision, precision_for
 from utils.training.checkpoints import clear_checkpoints, plan_resume
 from utils.training.distributed import gather_from_ranks, trainable_digest
 from utils.training.history import LossHistory
+from utils.training.metric_log import MetricLog
 from utils.training.remote_checkpoints import CheckpointMirror, mirror_callback
 from utils.training.trainer import (
     DistinctFirst,
@@ -49,6 +50,7 @@ def train_lora(
     adapter_dir: Path,
     callbacks: Sequence[Any] = (),
     mirror: CheckpointMirror | None = None,
+    metric_log: MetricLog | None = None,
 ) -> dict[str, Any]:
     """Train a LoRA adapter; the main process saves it (with tokenizer) to `adapter_dir`.
 
@@ -57,6 +59,8 @@ def train_lora(
     one is resumed (`resumed_from_step`, 0 = from scratch) and the folder is deleted on
     success. With a `mirror`, each checkpoint is also copied to the artifact store, and a
     newer one found there is resumed (a retry on another machine); deleted on success too.
+    A `metric_log` collects (and forwards to its tracker) the per-step metrics, validation
+    checks included.
     """
     from transformers import set_seed
 
@@ -72,6 +76,10 @@ def train_lora(
     eval_rows = read_jsonl(eval_file) if eval_file.is_file() else []
     callback = LossHistory()
     validation = _generative_validation(cfg, dataset_dir, tokenizer, precision, train_rows)
+    tracked = []
+    if metric_log is not None:
+        metric_log.watch(validation)
+        tracked.append(metric_log)  # after `validation`: it emits that step's check
     collator = make_collator(cfg, tokenizer.pad_token_id, model)
     plan = plan_resume(cfg, mirror)
     mirroring = [mirror_callback(mirror)] if cfg.training.save_steps else []
@@ -82,7 +90,13 @@ def train_lora(
         eval_dataset=_as_dataset(eval_rows) if eval_rows else None,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=[callback, *([validation] if validation else []), *mirroring, *callbacks],
+        callbacks=[
+            callback,
+            *([validation] if validation else []),
+            *tracked,
+            *mirroring,
+            *callbacks,
+        ],
     )
     if cfg.training.row_order == "distinct_first":
         trainer.row_order = DistinctFirst(
