@@ -27,8 +27,10 @@ FAMILY_OF = {
     "mistral_7b.yaml": "mistral",
 }
 # The CPU configs run in their own tests with the real model; the remote one needs a remote
-# stack and is compiled offline in test_remote_compile.py.
+# stack and is compiled offline in test_remote_compile.py; the 70B FSDP one is validated
+# offline against its architecture (meta model) in test_fsdp.py.
 NOT_HERE = {
+    "llama3_70b_fsdp_qlora.yaml",
     "smollm2_cpu.yaml",
     "smollm2_cpu_quality.yaml",
     "smollm2_cpu_text_to_mr.yaml",

@@ -59,6 +59,17 @@ def test_key_follows_what_shapes_the_adapter(tmp_path: Path) -> None:
     assert checkpoint_key(_cfg(_data(tmp_path / "edited", "c"), tmp_path)) != base
 
 
+def test_every_machine_of_a_launch_finds_the_same_key(tmp_path: Path) -> None:
+    data = _data(tmp_path / "data")
+    two = ["accelerate.num_processes=2", "accelerate.num_machines=2"]
+    base = checkpoint_key(_cfg(data, tmp_path, *two, "accelerate.machine_rank=0"))
+    where = ["accelerate.main_process_ip=10.0.0.5", "accelerate.main_process_port=6000"]
+    other = _cfg(data, tmp_path, *two, "accelerate.machine_rank=1", *where)
+    assert checkpoint_key(other) == base
+    # Sharding the model is another training run.
+    assert checkpoint_key(_cfg(data, tmp_path, *two, "accelerate.strategy=fsdp")) != base
+
+
 def test_root_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LORA_CHECKPOINT_DIR", str(tmp_path / "env"))
     assert checkpoint_root(load_config(None).training) == tmp_path / "env"

@@ -82,8 +82,31 @@ def preflight(cfg: PipelineConfig) -> None:
     check_quantizable(
         path, cfg.model.quantization, cfg.model.trust_remote_code, token=token, model=model
     )
+    check_launch(cfg, model)
     check_prompt_renders(path, cfg, token, splits["train"].rows[0]["input"])
     _check_resume(cfg)
+
+
+def check_launch(cfg: PipelineConfig, model: Any) -> None:
+    """The multi-process launch can be built: machines (config or this environment) and,
+    for FSDP, a layer class to wrap and 4-bit weights that shard. `model`: the meta model."""
+    from utils.modeling.architecture import decoder_layer_class, wrap_layer_problem
+    from utils.modeling.precision import precision_for
+    from utils.modeling.quantization import fsdp_4bit_problem
+    from utils.training.distributed import machines_for
+
+    if cfg.accelerate.num_processes > 1:
+        machines_for(cfg.accelerate)
+    if cfg.accelerate.strategy != "fsdp":
+        return
+    wrap = cfg.accelerate.fsdp.wrap_layer
+    problem = wrap_layer_problem(model, wrap) if wrap else None
+    if wrap is None:
+        decoder_layer_class(model)  # raises, naming the key to set, if there is none
+    if problem is None and cfg.model.quantization == "4bit":
+        problem = fsdp_4bit_problem(precision_for(cfg.model.source()).dtype)
+    if problem:
+        raise ConfigError(problem)
 
 
 def check_prompt_renders(

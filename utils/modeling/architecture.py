@@ -52,3 +52,47 @@ def check_lora_fits(model: Any, lora: LoraSection, source: str = "") -> None:
     problem = lora_problem(model, lora)
     if problem:
         raise ConfigError(f"{problem}{f' ({source})' if source else ''}")
+
+
+def decoder_layer_class(model: Any) -> str:
+    """The class name of `model`'s decoder layers (what each FSDP unit wraps): the module
+    list with one entry per `num_hidden_layers`, all of one class.
+
+    From the modules themselves, not from the model's `_no_split_modules` (a loading hint
+    that may list other classes too), and never from the model's name.
+    """
+    layers = model.config.num_hidden_layers
+    for _, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == layers:
+            kinds = {type(m).__name__ for m in module}
+            if len(kinds) == 1:
+                return kinds.pop()
+    raise ConfigError(
+        f"{type(model).__name__} has no list of {layers} decoder layers of one class for FSDP "
+        "to wrap: set accelerate.fsdp.wrap_layer to the class name"
+    )
+
+
+def wrap_layer_problem(model: Any, wrap_layer: str) -> str | None:
+    """Why `accelerate.fsdp.wrap_layer` names no module class of `model`, or None."""
+    classes = {type(m).__name__ for m in model.modules()}
+    if wrap_layer in classes:
+        return None
+    return (
+        f"accelerate.fsdp.wrap_layer={wrap_layer!r} is no module class of "
+        f"{type(model).__name__}; its decoder layers are {decoder_layer_class(model)!r}"
+    )
+
+
+def fsdp_wrap_layer(source: Any, fsdp: Any, model: Any = None) -> str:
+    """The class each FSDP unit wraps: `fsdp.wrap_layer`, else the decoder layer class of
+    `source`'s architecture (`model`, or a meta model built from its config.json)."""
+    if fsdp.wrap_layer:
+        return fsdp.wrap_layer
+    if model is None:
+        from utils.modeling.resolve import resolve_model_path
+        from utils.zenml_ops.secrets import hf_token
+
+        path = resolve_model_path(source.base_model_id)
+        model = meta_model_of(path, source.trust_remote_code, hf_token(source.hf_token_secret))
+    return decoder_layer_class(model)

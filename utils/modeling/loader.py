@@ -38,8 +38,11 @@ def load_tokenizer(
     return tok
 
 
-def load_weights(path: str, source: ModelSource, precision: Precision, token: str | None) -> Any:
-    """The base model from `path`, quantized and placed as `source` and `precision` say."""
+def load_weights(
+    path: str, source: ModelSource, precision: Precision, token: str | None, fsdp: bool = False
+) -> Any:
+    """The base model from `path`, quantized and placed as `source` and `precision` say;
+    `fsdp`: to be sharded by accelerate's FSDP (4-bit weights stored shardably)."""
     from transformers import AutoModelForCausalLM
 
     kwargs: dict[str, Any] = {
@@ -49,7 +52,7 @@ def load_weights(path: str, source: ModelSource, precision: Precision, token: st
     }
     if precision.attn_implementation is not None:
         kwargs["attn_implementation"] = precision.attn_implementation
-    qconfig = quantization_config(source.quantization, precision.dtype)
+    qconfig = quantization_config(source.quantization, precision.dtype, fsdp=fsdp)
     if qconfig is not None:
         kwargs["quantization_config"] = qconfig
     on_gpu = precision.device.startswith("cuda")
@@ -61,7 +64,9 @@ def load_weights(path: str, source: ModelSource, precision: Precision, token: st
     model = AutoModelForCausalLM.from_pretrained(
         path, use_safetensors=use_safetensors_for(path, source.allow_pickle_weights), **kwargs
     )
-    if "device_map" not in kwargs:
+    if "device_map" not in kwargs and precision.device != "cpu":
+        # from_pretrained loads onto the CPU; under FSDP's CPU-efficient loading the ranks
+        # other than 0 hold meta tensors there, which cannot be moved (nor need to be).
         model.to(precision.device)
     if source.quantization == "4bit" and not on_gpu:
         # Here, not at the first forward pass deep inside a step: one line saying what to do.
@@ -77,6 +82,7 @@ def load_model(
     adapter: Path | None = None,
     padding_side: str = "right",
     precision: Precision | None = None,
+    fsdp: bool = False,
 ) -> tuple[Any, Any]:
     """(model, tokenizer) of `source`, with `adapter` on top when given.
 
@@ -90,7 +96,7 @@ def load_model(
     tokenizer = load_tokenizer(
         str(adapter or path), source.trust_remote_code, padding_side, token=token
     )
-    model = load_weights(path, source, precision, token)
+    model = load_weights(path, source, precision, token, fsdp=fsdp)
     if adapter is not None:
         from peft import PeftModel
 

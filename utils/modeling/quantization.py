@@ -12,7 +12,11 @@ from utils.modeling.precision import default_device
 from utils.modeling.resolve import ModelLoadError
 
 
-def quantization_config(quantization: str, compute_dtype: torch.dtype) -> Any:
+def quantization_config(quantization: str, compute_dtype: torch.dtype, fsdp: bool = False) -> Any:
+    """`fsdp`: the weights will be sharded (FSDP-QLoRA). FSDP shards floating-point tensors
+    only; accelerate leaves 4-bit weights in bitsandbytes' default uint8 storage unsharded,
+    on every rank, with a warning. Stored as the compute dtype (the packed bytes are the
+    same) they shard like every other weight."""
     if quantization == "none":
         return None
     from transformers import BitsAndBytesConfig
@@ -23,10 +27,25 @@ def quantization_config(quantization: str, compute_dtype: torch.dtype) -> Any:
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=compute_dtype,
+            **({"bnb_4bit_quant_storage": compute_dtype} if fsdp else {}),
         )
     if quantization == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
     raise ValueError(f"unknown quantization {quantization!r}; valid: none, 4bit, 8bit")
+
+
+def fsdp_4bit_problem(compute_dtype: torch.dtype) -> str | None:
+    """Why 4-bit weights would not shard under FSDP with the config this project builds, or
+    None: their storage dtype must be a floating one (`quantization_config(fsdp=True)`)."""
+    storage = quantization_config("4bit", compute_dtype, fsdp=True).bnb_4bit_quant_storage
+    if isinstance(storage, str):
+        storage = getattr(torch, storage)
+    if storage.is_floating_point:
+        return None
+    return (
+        f"model.quantization=4bit with accelerate.strategy=fsdp needs bnb_4bit_quant_storage "
+        f"to be a floating dtype, not {storage}: FSDP would leave the 4-bit weights unsharded"
+    )
 
 
 # bitsandbytes (0.50) repacks a 4-bit layer for its AVX512-BF16 CPU kernels the first time it

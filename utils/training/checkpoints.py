@@ -40,7 +40,12 @@ _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 # How to checkpoint, not what to train: changing these must not orphan a checkpoint.
 # data_dir is replaced by a hash of the files' content (same data elsewhere still resumes,
 # edited data in the same place does not).
-_NOT_IN_KEY = {"training": ("save_steps", "resume", "checkpoint_dir"), "dataset": ("data_dir",)}
+_NOT_IN_KEY = {
+    "training": ("save_steps", "resume", "checkpoint_dir"),
+    "dataset": ("data_dir",),
+    # Where the ranks meet, not what they train: every machine must find the same key.
+    "accelerate": ("machine_rank", "main_process_ip", "main_process_port"),
+}
 
 
 class CheckpointError(UserError, ValueError):

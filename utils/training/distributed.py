@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from utils.config import AccelerateSection
+from utils.config import AccelerateSection, ConfigError, FsdpSection
 from utils.core.names import PROJECT_ROOT
 
 
@@ -21,22 +22,139 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch_kwargs(acc: AccelerateSection, mixed_precision: str) -> dict[str, Any]:
+# Where a cluster tells each machine who it is, in the order they are read: accelerate's own
+# names, torchrun's (Kubernetes PyTorchJob, most launchers), SkyPilot's (`num_nodes`) and
+# Baseten's (`node_count`). A config value wins over all of them.
+MACHINE_ENV: dict[str, tuple[str, ...]] = {
+    "num_machines": ("NUM_MACHINES", "NNODES", "SKYPILOT_NUM_NODES", "BT_GROUP_SIZE"),
+    "machine_rank": ("MACHINE_RANK", "NODE_RANK", "SKYPILOT_NODE_RANK", "BT_NODE_RANK"),
+    # SKYPILOT_NODE_IPS lists every node, one per line, the head node first.
+    "main_process_ip": ("MAIN_PROCESS_IP", "MASTER_ADDR", "SKYPILOT_NODE_IPS", "BT_LEADER_ADDR"),
+    "main_process_port": ("MAIN_PROCESS_PORT", "MASTER_PORT"),
+}
+# accelerate's default rendezvous port: machines that cannot agree on a free one use it.
+DEFAULT_MAIN_PROCESS_PORT = 29500
+# accelerate's name for "wrap every instance of these classes" (`--fsdp_auto_wrap_policy`).
+FSDP_WRAP_POLICY = "TRANSFORMER_BASED_WRAP"
+
+
+@dataclass(frozen=True)
+class Machines:
+    num_machines: int
+    machine_rank: int
+    main_process_ip: str | None
+    main_process_port: int
+
+
+def _from_env(key: str, environ: Mapping[str, str]) -> tuple[str, str] | None:
+    for name in MACHINE_ENV[key]:
+        value = environ.get(name, "").strip()
+        if value:
+            return name, value.splitlines()[0].strip()
+    return None
+
+
+def _env_int(key: str, environ: Mapping[str, str]) -> int | None:
+    found = _from_env(key, environ)
+    if found is None:
+        return None
+    name, value = found
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(
+            f"environment variable {name}={value!r} (read for accelerate.{key}) is not an integer"
+        ) from None
+
+
+def machines_for(acc: AccelerateSection, environ: Mapping[str, str] | None = None) -> Machines:
+    """The machines of this launch: the config's values, else the cluster's environment."""
+    environ = os.environ if environ is None else environ
+    num = acc.num_machines or _env_int("num_machines", environ) or 1
+    rank = acc.machine_rank if acc.machine_rank is not None else _env_int("machine_rank", environ)
+    rank = rank or 0
+    found_ip = _from_env("main_process_ip", environ)
+    ip = acc.main_process_ip or (found_ip[1] if found_ip else None)
+    port = acc.main_process_port or _env_int("main_process_port", environ)
+    if num > 1:
+        if acc.num_processes % num:
+            raise ConfigError(
+                f"accelerate.num_processes={acc.num_processes} is the total over all machines "
+                f"and must be a multiple of num_machines={num}"
+            )
+        if rank >= num:
+            raise ConfigError(f"accelerate.machine_rank={rank} must be below num_machines={num}")
+        if ip is None:
+            raise ConfigError(
+                f"num_machines={num} needs the main machine's address: set "
+                "accelerate.main_process_ip or one of "
+                f"{', '.join(MACHINE_ENV['main_process_ip'])}"
+            )
+    # One machine picks any free port; several must agree on one beforehand.
+    port = port or (free_port() if num == 1 else DEFAULT_MAIN_PROCESS_PORT)
+    return Machines(num, rank, ip, port)
+
+
+def fsdp_launch_kwargs(fsdp: FsdpSection, wrap_layer: str) -> dict[str, Any]:
+    """accelerate's `--fsdp_*` launch options for `fsdp`; values as its parser gives them
+    (strings), since run_with_accelerate sets them on the parsed arguments as they are."""
+
+    def flag(value: bool) -> str:
+        return str(value).lower()
+
+    if fsdp.version == 2:
+        reshard = flag(fsdp.reshard_after_forward)
+    else:
+        reshard = "FULL_SHARD" if fsdp.reshard_after_forward else "SHARD_GRAD_OP"
+    return {
+        "use_fsdp": True,
+        "fsdp_version": str(fsdp.version),
+        "fsdp_reshard_after_forward": reshard,
+        "fsdp_auto_wrap_policy": FSDP_WRAP_POLICY,
+        "fsdp_transformer_layer_cls_to_wrap": wrap_layer,
+        "fsdp_cpu_ram_efficient_loading": flag(fsdp.cpu_ram_efficient_loading),
+        # accelerate requires it with cpu_ram_efficient_loading: rank 0's weights reach all.
+        "fsdp_sync_module_states": "true",
+        "fsdp_offload_params": flag(fsdp.offload_params),
+        "fsdp_state_dict_type": fsdp.state_dict_type,
+        # Frozen base weights and trainable LoRA weights share each wrapped block.
+        "fsdp_use_orig_params": "true",
+    }
+
+
+def launch_kwargs(
+    acc: AccelerateSection,
+    mixed_precision: str,
+    wrap_layer: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """`accelerate launch` arguments for `run_with_accelerate`; `mixed_precision` comes
     from the precision policy (`Precision.launcher_mixed_precision`), never from
     `acc.mixed_precision` (validated against model.dtype, which the policy reads).
+    `wrap_layer`: the decoder layer class FSDP wraps (`strategy: fsdp` only).
 
-    `multi_gpu=True` also on CPU: accelerate's `cpu=True` silently runs ONE process, while
-    `multi_gpu` with ACCELERATE_USE_CPU=true (see `launch_env`) runs N gloo ranks.
+    DDP: `multi_gpu=True` also on CPU: accelerate's `cpu=True` silently runs ONE process,
+    while `multi_gpu` with ACCELERATE_USE_CPU=true (see `launch_env`) runs N gloo ranks.
+    FSDP: `use_fsdp` instead (accelerate allows only one of the two).
     """
-    return {
+    m = machines_for(acc, environ)
+    kwargs: dict[str, Any] = {
         "num_processes": acc.num_processes,
-        "num_machines": 1,
-        "multi_gpu": True,
+        "num_machines": m.num_machines,
+        "machine_rank": m.machine_rank,
         "mixed_precision": mixed_precision,
-        "main_process_port": acc.main_process_port or free_port(),
+        "main_process_port": m.main_process_port,
         "dynamo_backend": "no",
     }
+    if m.main_process_ip is not None and m.num_machines > 1:
+        kwargs["main_process_ip"] = m.main_process_ip
+    if acc.strategy == "fsdp":
+        if wrap_layer is None:
+            raise ValueError("strategy fsdp needs the decoder layer class to wrap")
+        kwargs.update(fsdp_launch_kwargs(acc.fsdp, wrap_layer))
+    else:
+        kwargs["multi_gpu"] = True
+    return kwargs
 
 
 @contextmanager
@@ -77,11 +195,11 @@ def gather_from_ranks(value: Any) -> list[Any]:
     return [value]
 
 
-def trainable_digest(model: Any) -> str:
-    """sha256 of the trainable weights: equal on every rank iff gradients were synchronised."""
+def trainable_digest(weights: Mapping[str, torch.Tensor]) -> str:
+    """sha256 of the trainable weights (`utils.training.fsdp.trainable_state`, whole even
+    under FSDP): equal on every rank iff gradients were synchronised."""
     h = hashlib.sha256()
-    for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
-        if p.requires_grad:
-            h.update(name.encode())
-            h.update(p.detach().float().cpu().numpy().tobytes())
+    for name in sorted(weights):
+        h.update(name.encode())
+        h.update(weights[name].detach().float().cpu().numpy().tobytes())
     return h.hexdigest()

@@ -18,6 +18,7 @@ from utils.modeling.lora import apply_lora
 from utils.modeling.precision import Precision, precision_for
 from utils.training.checkpoints import clear_checkpoints, plan_resume
 from utils.training.distributed import gather_from_ranks, trainable_digest
+from utils.training.fsdp import held_parameter_bytes, trainable_state
 from utils.training.history import LossHistory
 from utils.training.metric_log import MetricLog
 from utils.training.remote_checkpoints import CheckpointMirror, mirror_callback
@@ -69,7 +70,8 @@ def train_lora(
     set_seed(cfg.training.seed)
     source = cfg.model.source()
     precision = precision_for(source)
-    model, tokenizer = load_model(source, precision=precision)
+    sharded = cfg.accelerate.strategy == "fsdp"
+    model, tokenizer = load_model(source, precision=precision, fsdp=sharded)
     model = apply_lora(model, cfg.lora, source.quantization, cfg.training.gradient_checkpointing)
     train_rows = read_jsonl(dataset_dir / split_file("train"))
     eval_file = dataset_dir / split_file("validation")
@@ -82,6 +84,8 @@ def train_lora(
         tracked.append(metric_log)  # after `validation`: it emits that step's check
     collator = make_collator(cfg, tokenizer.pad_token_id, model)
     plan = plan_resume(cfg, mirror)
+    # Counted before any wrapper: FSDP leaves each rank only its shards of the parameters.
+    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     mirroring = [mirror_callback(mirror)] if cfg.training.save_steps else []
     trainer = trainer_class()(
         model=model,
@@ -111,13 +115,22 @@ def train_lora(
     )
     runtime = time.perf_counter() - start
     is_main = trainer.is_world_process_zero()
+    # Whole on every rank (FSDP: gathered from the shards, a collective): what rank 0 saves
+    # and what every rank's digest is taken of.
+    lora_state = trainable_state(trainer.model)
     if is_main:
-        model.save_pretrained(adapter_dir)
+        model.save_pretrained(adapter_dir, state_dict=lora_state)
         tokenizer.save_pretrained(adapter_dir)
     # Evidence that every rank trained and stayed in sync (identical weights after
-    # all-reduced steps on different data shards), and that only rank 0 saved.
+    # all-reduced steps on different data shards), that only rank 0 saved, and (FSDP) that
+    # each rank held only its shard of the parameters.
     ranks = gather_from_ranks(
-        {"digest": trainable_digest(model), "saved": is_main, "steps": trainer.state.global_step}
+        {
+            "digest": trainable_digest(lora_state),
+            "saved": is_main,
+            "steps": trainer.state.global_step,
+            "param_bytes": held_parameter_bytes(trainer.model),
+        }
     )
     if is_main:
         # Every rank is past the all_gather above: nobody reads the checkpoints any more.
@@ -133,12 +146,16 @@ def train_lora(
         "final_train_loss": losses["train_loss"][-1][1] if losses["train_loss"] else None,
         "mean_train_loss": float(result.training_loss),
         "final_eval_loss": losses["eval_loss"][-1][1] if losses["eval_loss"] else None,
-        "trainable_params": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+        "trainable_params": int(sum(t.numel() for t in lora_state.values())),
         "loss_history": losses,
         "train_rows": len(train_rows),
         "rank_weight_digests": [r["digest"] for r in ranks],
         "rank_saved_adapter": [r["saved"] for r in ranks],
         "rank_steps": [int(r["steps"]) for r in ranks],
+        "strategy": cfg.accelerate.strategy,
+        "fsdp": cfg.accelerate.fsdp.model_dump() if sharded else None,
+        "param_bytes": int(param_bytes),
+        "rank_param_bytes": [int(r["param_bytes"]) for r in ranks],
         "resumed_from_step": plan.step,
         "packing": cfg.training.packing,
         "shared_prompt_prefix": bool(getattr(collator, "share_prefix", False)),

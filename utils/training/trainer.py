@@ -14,6 +14,7 @@ from utils.modeling.lora import CHECKPOINTING_KWARGS
 from utils.modeling.precision import Precision
 from utils.training.checkpoints import trainer_checkpoint_arguments
 from utils.training.collators import CompletionCollator, PackedCollator
+from utils.training.fsdp import enable_fsdp_on_cpu_ranks
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,11 @@ def prefix_sharing_off(cfg: PipelineConfig, model: Any) -> str | None:
         return "training.share_prompt_prefix is false"
     if t.packing:
         return "training.packing is on (packed rows have no shared padding prefix)"
+    if cfg.accelerate.strategy == "fsdp":
+        return (
+            "accelerate.strategy is fsdp (the prefix pass would bypass the sharded module "
+            "that gathers each block's weights)"
+        )
     if t.gradient_checkpointing:
         return (
             "training.gradient_checkpointing is on (checkpointed blocks recompute without "
@@ -128,6 +134,11 @@ def trainer_class() -> type:
         # An iterable of row indices (a `DistinctFirst`), or None for the Trainer's own
         # (length-grouped random) sampling.
         row_order: Any = None
+
+        def create_accelerator_and_postprocess(self):
+            super().create_accelerator_and_postprocess()
+            if enable_fsdp_on_cpu_ranks(self.accelerator):
+                self.is_fsdp_enabled = True  # what the Trainer derives from the plugin
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if "prefix_ids" in inputs:
