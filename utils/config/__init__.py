@@ -21,6 +21,7 @@ from utils.config.sections import (
     PipelineConfig,
     PromotionSection,
     RerankSection,
+    ServingSection,
     SplitRatio,
     TrainingSection,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "ResourcesSection",
     "RetrySection",
     "Section",
+    "ServingSection",
     "SplitRatio",
     "StepRemoteSection",
     "TrainingSection",
