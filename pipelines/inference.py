@@ -15,7 +15,9 @@ from utils.serving.served_model import load_served_model
 
 @pipeline(enable_cache=False)
 def llm_lora_inference(inputs: list[str]) -> Any:
-    return generate(inputs=inputs, id=GENERATE)
+    # A literal tuple: ZenML takes the pipeline's outputs (the response's `outputs`) from it.
+    texts, slot_errors = generate(inputs=inputs, id=GENERATE)
+    return texts, slot_errors
 
 
 def build_inference_pipeline(
@@ -24,6 +26,7 @@ def build_inference_pipeline(
     task: str,
     serving: ServingSection,
     deployer_settings: dict[str, Any] | None = None,
+    docker: Any | None = None,
 ) -> Any:
     """The pipeline bound to one model version: its init hook loads the adapter once per
     process, and the deployment's middleware refuses bad requests before they become runs."""
@@ -47,6 +50,8 @@ def build_inference_pipeline(
     }
     if deployer_settings:
         settings["deployer"] = deployer_settings
+    if docker is not None:  # the image of deployers that build one (docker, cloud)
+        settings["docker"] = docker
     return llm_lora_inference.with_options(
         on_init=load_served_model,
         on_init_kwargs={

@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
         stop(name)
         print(f"stopped the deployment {name!r}")
         return 0
-    served = deploy(name, args.stage, cfg.serving, args.port)
+    served = deploy(name, args.stage, cfg, args.port)
     print(f"serving {served.description} at {served.url}")
     print(f"health: {served.health_url}   stop: python run.py serve --stop --model {name}")
     print(served.curl())

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from utils.config import ServingSection
+from utils.config import PipelineConfig
 from utils.core.errors import UserError
 from utils.core.names import HEALTH_PATH, INVOKE_PATH
 from utils.core.tasks import TaskName
@@ -85,13 +85,19 @@ def ensure_deployer() -> str:
     return "local"
 
 
-def deploy(model: str, stage: str, serving: ServingSection, port: int | None = None) -> Served:
+def deploy(model: str, stage: str, cfg: PipelineConfig, port: int | None = None) -> Served:
     """Deploy `model`'s version at `stage` (a stage or a number) and wait until it is healthy.
-    Deploying the same model again replaces its deployment (and frees the old process)."""
+    Deploying the same model again replaces its deployment (and frees the old process).
+
+    `cfg` is the serving side's config: its `serving` limits, and the `remote.docker` image
+    for deployers that build one; decoding follows the served version's own config."""
     from zenml.deployers.exceptions import DeployerError
 
     from pipelines.inference import build_inference_pipeline
     from utils.zenml_ops.model_versions import adapter_dir, find_version, version_config
+    from utils.zenml_ops.remote_options import docker_settings
+
+    serving = cfg.serving
 
     mv = find_version(model, stage)
     task = version_config(mv).dataset.task
@@ -101,9 +107,15 @@ def deploy(model: str, stage: str, serving: ServingSection, port: int | None = N
     deployer_settings: dict[str, Any] = {"lcm_timeout": serving.startup_timeout}
     if port is not None and flavor in _PORT_FLAVORS:
         deployer_settings["port"] = port
-    pipeline = build_inference_pipeline(model, str(mv.number), task, serving, deployer_settings)
+    pipeline = build_inference_pipeline(
+        model, str(mv.number), task, serving, deployer_settings, docker_settings(cfg.remote.docker)
+    )
     try:
-        deployment = pipeline.deploy(deployment_name=model, timeout=serving.startup_timeout)
+        # ZenML needs a value for each pipeline parameter; the example becomes the default in
+        # the deployment's OpenAPI schema (the request checks still require `inputs`).
+        deployment = pipeline.deploy(
+            deployment_name=model, timeout=serving.startup_timeout, inputs=[EXAMPLE_INPUTS[task]]
+        )
     except DeployerError as e:
         raise ServeError(f"deploying {model!r} failed: {e}{_log_hint(model)}") from None
     return Served(model, deployment.url, task, f"{model} version {mv.number} ({mv.name})")

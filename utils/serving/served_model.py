@@ -122,6 +122,20 @@ class ServedModel:
         return [slot_error_report(mr, text) for mr, text in zip(inputs, outputs, strict=True)]
 
 
+def _list_packages_once() -> None:
+    """ZenML stores `pip freeze` with every pipeline run, in a subprocess (1.6 s of CPU on a
+    2-core machine); a deployment runs one pipeline per request, and its packages cannot
+    change while it runs, so the list is taken once per process."""
+    import functools
+
+    from zenml.environment import Environment
+
+    if not hasattr(Environment.get_python_packages, "cache_info"):
+        Environment.get_python_packages = staticmethod(
+            functools.cache(Environment.get_python_packages)
+        )
+
+
 def load_served_model(model: str, version: str, serving: dict[str, Any]) -> ServedModel:
     """The inference pipeline's init hook: runs once per process (at deployment start-up;
     once per run for a plain `run`), before any request. Its JSON kwargs are fixed when
@@ -136,6 +150,7 @@ def load_served_model(model: str, version: str, serving: dict[str, Any]) -> Serv
     )
 
     limits = ServingSection.model_validate(serving)
+    _list_packages_once()
     mv = find_version(model, version)
     start = time.perf_counter()
     generator = AdapterGenerator.load(
