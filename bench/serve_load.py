@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import threading
@@ -67,9 +68,8 @@ def load_inputs(path: Path | None) -> list[str]:
 def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
-    return round(ordered[index], 3)
+    ordered = sorted(values)  # nearest rank
+    return round(ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)], 3)
 
 
 def run_load(

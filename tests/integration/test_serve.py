@@ -27,11 +27,15 @@ MR = "inform(name[Portal 2], rating[excellent])"
 def _post(url: str, data: bytes, content_type: str = "application/json"):
     import requests
 
-    return requests.post(url, data=data, headers={"Content-Type": content_type}, timeout=120)
+    # Minutes: a safety net for a loaded machine, not a speed requirement.
+    return requests.post(url, data=data, headers={"Content-Type": content_type}, timeout=600)
 
 
 def _port_is_free(port: int) -> bool:
+    """Whether a new server could listen there (as uvicorn does: SO_REUSEADDR, so the
+    closed connections' TIME_WAIT / FIN_WAIT entries do not count)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -60,13 +64,15 @@ def test_serve_answers_like_the_evaluation_refuses_bad_requests_and_stops(
     mv = find_version(MODEL, "latest")
     evaluated = mv.get_artifact(predictions_name(EvalStage.FINETUNED)).load()
     limits = ["--set", "serving.max_inputs_per_request=4", "--set", "serving.max_input_chars=300"]
+    limits += ["--set", "serving.startup_timeout=1800"]
     serve = ["serve", "--model", MODEL, "--stage", "latest", *limits]
 
     capsys.readouterr()
-    assert cli.main(serve) == 0
-    printed = capsys.readouterr().out.splitlines()
     try:
-        url = re.search(r"at (http://\S+)$", printed[0]).group(1)
+        assert cli.main(serve) == 0
+        printed = capsys.readouterr().out.splitlines()
+        (serving,) = [line for line in printed if line.startswith("serving ")]
+        url = re.search(r"at (http://\S+)$", serving).group(1)
         invoke = url + "/invoke"
         port = urlparse(url).port
 
@@ -96,6 +102,11 @@ def test_serve_answers_like_the_evaluation_refuses_bad_requests_and_stops(
             version_config(mv), adapter_dir(mv), inputs, evaluated_max_new_tokens(mv)
         )
         assert served == direct
+        # run.py generate prints them too (by default with the evaluation's max_new_tokens).
+        capsys.readouterr()
+        given = [a for i in inputs for a in ("--input", i)]
+        assert cli.main(["generate", "--model", MODEL, "--stage", "latest", *given]) == 0
+        assert capsys.readouterr().out.split("\n")[-len(inputs) - 1 : -1] == served
         reports = [rep for o in outputs for rep in o[SERVED_SLOT_ERRORS]]
         assert [rep["errors"] for rep in reports] == [
             slot_errors(i, t).errors for i, t in zip(inputs, served, strict=True)
@@ -131,8 +142,9 @@ def test_serve_answers_like_the_evaluation_refuses_bad_requests_and_stops(
             assert r.status_code == status, (phrase, r.status_code, r.text)
             assert phrase in r.json()["detail"] and "\n" not in r.json()["detail"]
         assert requests.get(url + "/health", timeout=10).status_code == 200
-    finally:
-        assert cli.main(["serve", "--stop", "--model", MODEL]) == 0
+    finally:  # never leave a service behind, whatever failed
+        stopped = cli.main(["serve", "--stop", "--model", MODEL])
+    assert stopped == 0
     assert _port_is_free(port)
     with pytest.raises(requests.ConnectionError):
         requests.get(url + "/health", timeout=5)

@@ -117,8 +117,13 @@ def deploy(model: str, stage: str, cfg: PipelineConfig, port: int | None = None)
             deployment_name=model, timeout=serving.startup_timeout, inputs=[EXAMPLE_INPUTS[task]]
         )
     except DeployerError as e:
-        raise ServeError(f"deploying {model!r} failed: {e}{_log_hint(model)}") from None
-    return Served(model, deployment.url, task, f"{model} version {mv.number} ({mv.name})")
+        reason = " ".join(str(e).split())
+        raise ServeError(
+            f"deploying {model!r} failed: {reason}{_log_hint(model)}; "
+            f"`python run.py serve --stop --model {model}` removes what is left"
+        ) from None
+    version = f"{mv.number}" + (f" ({mv.name})" if mv.name != str(mv.number) else "")
+    return Served(model, deployment.url, task, f"{model} version {version}")
 
 
 def _log_hint(name: str) -> str:
