@@ -16,7 +16,9 @@ def generate_main(argv: list[str]) -> int:
     add_version_args(p)
     p.add_argument("--input", action="append", default=[], help="a task input (repeatable)")
     p.add_argument("--input-file", type=Path, help="one task input per line")
-    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument(
+        "--max-new-tokens", type=int, help="default: what the version's evaluation decoded with"
+    )
     p.add_argument("--batch-size", type=int, default=16)
     args = p.parse_args(argv)
     inputs = list(args.input)
@@ -27,11 +29,16 @@ def generate_main(argv: list[str]) -> int:
     if not inputs:
         raise UserError("nothing to generate: pass --input TEXT or --input-file FILE")
     from utils.inference.adapters import generate_with_adapter
-    from utils.zenml_ops.model_versions import adapter_dir, version_config
+    from utils.zenml_ops.model_versions import (
+        adapter_dir,
+        evaluated_max_new_tokens,
+        version_config,
+    )
 
     mv = chosen_version(args)
+    max_new_tokens = args.max_new_tokens or evaluated_max_new_tokens(mv)
     outputs = generate_with_adapter(
-        version_config(mv), adapter_dir(mv), inputs, args.max_new_tokens, args.batch_size
+        version_config(mv), adapter_dir(mv), inputs, max_new_tokens, args.batch_size
     )
     for text in outputs:
         print(text)

@@ -303,6 +303,29 @@ class TrackingSection(Section):
     required: bool = True
 
 
+class ServingSection(Section):
+    """`run.py serve`: what one HTTP request may ask for, and how requests share the model.
+
+    Read from the config `serve` is given (not the served version's): limits belong to the
+    deployment, while prompt, stop rules and decoding come from the version's own config.
+    """
+
+    # Requests beyond these get a 413 naming the key; they bound one request's latency.
+    max_inputs_per_request: int = Field(32, gt=0)
+    max_input_chars: int = Field(2000, gt=0)
+    # Inputs of concurrent requests are decoded together, up to this many per batch.
+    max_batch_inputs: int = Field(64, gt=0)
+    # How long the first request of a batch waits for others to join (0 = no waiting;
+    # requests that arrived while the previous batch decoded still join).
+    batch_window_ms: int = Field(0, ge=0, le=10_000)
+    # false = greedy only, even where the version's evaluation reranked (faster, more SER).
+    rerank: bool = True
+    # Preferred port of the local deployer (a free one if taken); null = the deployer's.
+    port: int | None = Field(None, gt=0, lt=65536)
+    # Seconds `serve` waits for the model to load and the service to report healthy.
+    startup_timeout: int = Field(600, gt=0)
+
+
 class PipelineConfig(Section):
     model: ModelSection = ModelSection()
     lora: LoraSection = LoraSection()
@@ -311,6 +334,7 @@ class PipelineConfig(Section):
     accelerate: AccelerateSection = AccelerateSection()
     evaluation: EvaluationSection = EvaluationSection()
     promotion: PromotionSection = PromotionSection()
+    serving: ServingSection = ServingSection()
     enable_cache: bool = True
     remote: RemoteSection = RemoteSection()
     tracking: TrackingSection = TrackingSection()

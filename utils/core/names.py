@@ -46,6 +46,18 @@ def predictions_name(stage: EvalStage | str) -> str:
     return STAGE_PREDICTIONS.format(stage=EvalStage(stage).value)
 
 
+# --- serving: the inference pipeline's step and outputs (the keys of `outputs` in the
+# response of `POST <url>/invoke`) ---
+GENERATE = "generate"
+SERVED_TEXTS = "texts"
+SERVED_SLOT_ERRORS = "slot_errors"
+# The deployment's default endpoints (ZenML's DeploymentSettings defaults), which the request
+# checks guard and `serve` prints.
+INVOKE_PATH = "/invoke"
+SUBMIT_PATH = "/submit"
+HEALTH_PATH = "/health"
+
+
 # --- model-version metadata keys (besides the two metrics_name keys) ---
 CONFIG = "config"
 TRAINING = "training"  # the training summary; also the finetune step's metadata key

@@ -8,7 +8,7 @@ from typing import Any
 
 from utils.config import PipelineConfig
 from utils.core.errors import UserError
-from utils.core.names import ADAPTER, CONFIG
+from utils.core.names import ADAPTER, CONFIG, EvalStage, metrics_name
 
 
 class ModelVersionError(UserError, ValueError):
@@ -56,3 +56,12 @@ def adapter_dir(mv: Any) -> Path:
         return Path(mv.get_artifact(ADAPTER).load())
     except (KeyError, AttributeError):
         raise ModelVersionError(f"model version {mv.name} has no {ADAPTER!r} artifact") from None
+
+
+def evaluated_max_new_tokens(mv: Any) -> int | None:
+    """The `max_new_tokens` the version's finetuned evaluation decoded with (derived from the
+    reference lengths unless the config set it), so served outputs end where evaluated ones
+    did; None for a version without that metadata."""
+    metrics = mv.run_metadata.get(metrics_name(EvalStage.FINETUNED))
+    value = metrics.get("max_new_tokens") if isinstance(metrics, dict) else None
+    return value if isinstance(value, int) and value > 0 else None

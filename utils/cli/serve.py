@@ -1,0 +1,44 @@
+"""`run.py serve`: deploy a model version as an HTTP service, or stop it (`--stop`)."""
+
+from __future__ import annotations
+
+import argparse
+
+from utils.cli.common import add_version_args
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="run.py serve",
+        description="Serve a model version over HTTP with the active stack's ZenML deployer "
+        "(a local one is added to a stack that has none); --stop ends it.",
+    )
+    add_version_args(p)
+    p.add_argument("--port", type=int, help="preferred port (default: serving.port)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. serving.max_inputs_per_request=8 (repeatable)",
+    )
+    p.add_argument("--stop", action="store_true", help="stop the model's deployment")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    from utils.config import load_config
+    from utils.serving.deployment import deploy, stop
+
+    cfg = load_config(args.config, args.set)
+    name = args.model or cfg.model.name
+    if args.stop:
+        stop(name)
+        print(f"stopped the deployment {name!r}")
+        return 0
+    served = deploy(name, args.stage, cfg, args.port)
+    print(f"serving {served.description} at {served.url}")
+    print(f"health: {served.health_url}   stop: python run.py serve --stop --model {name}")
+    print(served.curl())
+    return 0
