@@ -61,8 +61,14 @@ def llm_lora_finetuning(config: PipelineConfig) -> None:
     )
 
 
-def build_pipeline(cfg: PipelineConfig, schedule: Schedule | None = None) -> Any:
-    """The pipeline with its model, cache policy, `remote:` options and optional schedule."""
+def build_pipeline(
+    cfg: PipelineConfig,
+    schedule: Schedule | None = None,
+    version: str | None = None,
+    tags: tuple[str, ...] = (),
+) -> Any:
+    """The pipeline with its model (a new version: numbered, or named `version`; `tags` on
+    it), cache policy, `remote:` options and optional schedule."""
     options = pipeline_options(cfg.remote)
     steps = options.setdefault("steps", {})
     # An interrupted finetune of this config left a checkpoint: run the step (and resume),
@@ -70,7 +76,7 @@ def build_pipeline(cfg: PipelineConfig, schedule: Schedule | None = None) -> Any
     if pending_checkpoint(cfg):
         steps[FINETUNE] = {**steps.get(FINETUNE, {}), "enable_cache": False}
     return llm_lora_finetuning.with_options(
-        model=model_for(cfg),
+        model=model_for(cfg, version, tags),
         enable_cache=cfg.enable_cache,
         schedule=schedule,
         # The steps' output folders, once ZenML has stored them.

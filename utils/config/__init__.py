@@ -22,6 +22,7 @@ from utils.config.sections import (
     PromotionSection,
     RerankSection,
     SplitRatio,
+    SweepSection,
     TrainingSection,
 )
 
@@ -45,6 +46,7 @@ __all__ = [
     "Section",
     "SplitRatio",
     "StepRemoteSection",
+    "SweepSection",
     "TrainingSection",
     "load_config",
     "parse_override",
