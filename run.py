@@ -1,7 +1,8 @@
 """Command line entry point: `python run.py [COMMAND] [--config configs/smollm2_cpu.yaml ...]`.
 
 Commands (default `run`): run the pipeline, score predictions, promote a version by hand,
-generate with a version's adapter, export it merged. Each lives in `utils/cli/`.
+generate with a version's adapter, export it merged, sweep a grid of configs, compare
+versions (the leaderboard). Each lives in `utils/cli/`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from utils.cli import adapter_commands, promote, run_command, score
+from utils.cli import adapter_commands, compare, promote, run_command, score, sweep
 from utils.core.errors import UserError
 
 # Each command's entry point; the modules import torch and ZenML only when a command runs.
@@ -21,6 +22,8 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "promote": promote.main,
     "generate": adapter_commands.generate_main,
     "export": adapter_commands.export_main,
+    "sweep": sweep.main,
+    "compare": compare.main,
 }
 
 
