@@ -45,7 +45,7 @@ def llm_lora_finetuning(config: PipelineConfig) -> None:
         config_json=config.training_json(), dataset=dataset, id=FINETUNE
     )
     base_metrics, base_predictions, _ = evaluate_base(
-        dataset=dataset, task=task, model=m.source(), evaluation=config.evaluation,
+        dataset=dataset, task=task, model=m.source(), evaluation=config.evaluation.for_base(),
         id=EVALUATE_BASE,
     )  # fmt: skip
     finetuned_metrics, _, _ = evaluate_finetuned(

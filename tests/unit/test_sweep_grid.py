@@ -162,3 +162,14 @@ def test_progress_estimates_from_the_variants_after_the_first() -> None:
 def test_plain_run_ignores_the_sweep_section() -> None:
     cfg = PipelineConfig.model_validate({"sweep": {"grid": {"lora.r": [4, 8]}}})
     assert cfg.lora.r == 16
+
+
+def test_base_evaluation_does_not_depend_on_reranking_it_does_not_use() -> None:
+    """evaluate_base's parameters: a sweep over finetuned-only rerank settings keeps its
+    cache key (the same section), one that reranks the base too does not."""
+    a = load_config(None, ["evaluation.rerank={candidates: 4}"]).evaluation
+    b = load_config(None, ["evaluation.rerank={candidates: 8, temperature: 0.5}"]).evaluation
+    assert a != b and a.for_base() == b.for_base()
+    assert a.for_base().rerank is None and a.rerank is not None  # the original is untouched
+    both = load_config(None, ["evaluation.rerank={apply_to: both}"]).evaluation
+    assert both.for_base() == both

@@ -200,6 +200,13 @@ class EvaluationSection(Section):
     # null = greedy decoding only.
     rerank: RerankSection | None = None
 
+    def for_base(self) -> EvaluationSection:
+        """What the base model's evaluation depends on: without reranking settings it does not
+        use (`apply_to: finetuned`), so a sweep over them re-uses the cached base scores."""
+        if self.rerank is None or self.rerank.apply_to != "finetuned":
+            return self
+        return self.model_copy(update={"rerank": None})
+
 
 class PromotionSection(Section):
     metric: str = ROUGE_L.name
