@@ -1,8 +1,8 @@
 """Command line entry point: `python run.py [COMMAND] [--config configs/smollm2_cpu.yaml ...]`.
 
 Commands (default `run`): run the pipeline, score predictions, promote a version by hand,
-generate with a version's adapter, export it merged, serve it over HTTP. Each lives in
-`utils/cli/`.
+generate with a version's adapter, export it merged, serve it over HTTP, sweep a grid of
+configs, compare versions (the leaderboard). Each lives in `utils/cli/`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from utils.cli import adapter_commands, promote, run_command, score, serve
+from utils.cli import adapter_commands, compare, promote, run_command, score, serve, sweep
 from utils.core.errors import UserError
 
 # Each command's entry point; the modules import torch and ZenML only when a command runs.
@@ -23,6 +23,8 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "generate": adapter_commands.generate_main,
     "export": adapter_commands.export_main,
     "serve": serve.main,
+    "sweep": sweep.main,
+    "compare": compare.main,
 }
 
 

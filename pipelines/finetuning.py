@@ -46,7 +46,7 @@ def llm_lora_finetuning(config: PipelineConfig) -> None:
         config_json=config.training_json(), dataset=dataset, id=FINETUNE
     )
     base_metrics, base_predictions, _ = evaluate_base(
-        dataset=dataset, task=task, model=m.source(), evaluation=config.evaluation,
+        dataset=dataset, task=task, model=m.source(), evaluation=config.evaluation.for_base(),
         id=EVALUATE_BASE,
     )  # fmt: skip
     finetuned_metrics, _, _ = evaluate_finetuned(
@@ -63,11 +63,16 @@ def llm_lora_finetuning(config: PipelineConfig) -> None:
 
 
 def build_pipeline(
-    cfg: PipelineConfig, schedule: Schedule | None = None, track: bool = True
+    cfg: PipelineConfig,
+    schedule: Schedule | None = None,
+    version: str | None = None,
+    tags: tuple[str, ...] = (),
+    track: bool = True,
 ) -> Any:
-    """The pipeline with its model, cache policy, `remote:` options and optional schedule;
-    finetune and both evaluations log to the active stack's experiment tracker, if it has
-    one (and `track`: the preflight check can leave it out)."""
+    """The pipeline with its model (a new version: numbered, or named `version`; `tags` on
+    it), cache policy, `remote:` options and optional schedule; finetune and both
+    evaluations log to the active stack's experiment tracker, if it has one (and `track`:
+    the preflight check can leave it out)."""
     options = pipeline_options(cfg.remote)
     steps = options.setdefault("steps", {})
     tracker = stack_tracker() if track else None
@@ -78,7 +83,7 @@ def build_pipeline(
     if pending_checkpoint(cfg):
         steps[FINETUNE] = {**steps.get(FINETUNE, {}), "enable_cache": False}
     return llm_lora_finetuning.with_options(
-        model=model_for(cfg),
+        model=model_for(cfg, version, tags),
         enable_cache=cfg.enable_cache,
         schedule=schedule,
         # The steps' output folders, once ZenML has stored them.

@@ -37,6 +37,8 @@ def promote(
     promoted, reason = decide_promotion(
         rule.metric, candidate, base, staging, rule.min_improvement, not_comparable
     )
+    if promoted and not rule.enabled:
+        promoted, reason = False, f"promotion.enabled is false (would have: {reason})"
     if promoted:
         version.set_stage(ModelStages(rule.stage), force=True)
     decision = {

@@ -13,11 +13,8 @@ import yaml
 from utils.cli.common import DEFAULT_CONFIG
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="run.py",
-        description="Finetune a LoRA adapter on ViGGO as a ZenML pipeline, evaluate, promote.",
-    )
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    """The flags that make a run's config (`load_run_config`); `sweep` shares them."""
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config file")
     p.add_argument("--data-dir", help="folder with train/validation/test (.jsonl/.csv/.parquet)")
     p.add_argument(
@@ -40,6 +37,15 @@ def parser() -> argparse.ArgumentParser:
         metavar="N",
         help="train on N processes with Accelerate (1 = no launcher)",
     )
+    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="run.py",
+        description="Finetune a LoRA adapter on ViGGO as a ZenML pipeline, evaluate, promote.",
+    )
+    add_config_args(p)
     p.add_argument(
         "--dry-run", action="store_true", help="validate the config, print it resolved, run nothing"
     )
@@ -55,7 +61,6 @@ def parser() -> argparse.ArgumentParser:
         metavar="INTERVAL",
         help="create an interval schedule (90s, 30m, 6h, 1d) starting now",
     )
-    p.add_argument("--debug", action="store_true", help="show full tracebacks")
     # Reliability (resume). A matching checkpoint is resumed anyway (training.resume=auto);
     # --resume makes it a requirement, so a typo'd config cannot silently start over.
     p.add_argument(
@@ -66,11 +71,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_run_config(args: argparse.Namespace) -> Any:
+def load_run_config(args: argparse.Namespace, overrides: list[str] | None = None) -> Any:
+    """The validated config of `args`; `overrides` (default: the `--set` flags) are the
+    `--set`-style overrides to apply."""
     from utils.config import load_config
 
-    overrides = list(args.overrides)
-    if args.resume:
+    overrides = list(args.overrides if overrides is None else overrides)
+    if getattr(args, "resume", False):
         overrides.append("training.resume=always")
     if args.num_processes is not None:
         overrides.append(f"accelerate.num_processes={args.num_processes}")

@@ -24,6 +24,7 @@ from utils.config.sections import (
     RerankSection,
     ServingSection,
     SplitRatio,
+    SweepSection,
     TrackingSection,
     TrainingSection,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "ServingSection",
     "SplitRatio",
     "StepRemoteSection",
+    "SweepSection",
     "TrackingSection",
     "TrainingSection",
     "load_config",

@@ -7,7 +7,7 @@ gets `ModelSource` and `EvaluationSection`, the loader `ModelSource`, ...).
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -273,11 +273,22 @@ class EvaluationSection(Section):
     # null = greedy decoding only.
     rerank: RerankSection | None = None
 
+    def for_base(self) -> EvaluationSection:
+        """What the base model's evaluation depends on: without reranking settings it does not
+        use (`apply_to: finetuned`), so a sweep over them re-uses the cached base scores."""
+        if self.rerank is None or self.rerank.apply_to != "finetuned":
+            return self
+        return self.model_copy(update={"rerank": None})
+
 
 class PromotionSection(Section):
     metric: str = ROUGE_L.name
     min_improvement: float = Field(0.0, ge=0.0)
     stage: Stage = Stage.STAGING
+    # false = record the decision's figures but never move a stage. A sweep sets it for the
+    # variants it scores on a subset when it re-scores the best on the full split: a subset
+    # score holding `staging` would make every full-split score incomparable with it.
+    enabled: bool = True
 
     @field_validator("metric")
     @classmethod
@@ -326,6 +337,42 @@ class ServingSection(Section):
     startup_timeout: int = Field(600, gt=0)
 
 
+class SweepSection(Section):
+    """`run.py sweep`: one pipeline run (and model version) per combination of `grid` values,
+    each evaluated on a seeded subset, the best `final_top_k` re-evaluated as configured."""
+
+    # Dotted config key -> the values to try, e.g. {training.learning_rate: [3e-4, 1e-3]};
+    # `--grid KEY=V1,V2` on the command line replaces one key's values (or adds the key).
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    # Each variant's evaluation.max_samples (a seeded subset, the same rows for every
+    # variant): fast iteration. null = the config's own evaluation set.
+    eval_samples: int | None = Field(200, gt=0)
+    # Re-evaluate the best K variants (by promotion.metric) on the config's own evaluation
+    # set (the full split unless evaluation.max_samples says otherwise); 0 = none.
+    final_top_k: int = Field(0, ge=0)
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_keys(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in v.items():
+            if not key or any(not part for part in key.split(".")):
+                raise ValueError(f"grid key {key!r} is not a dotted config key")
+            if key.split(".")[0] == "sweep":
+                raise ValueError(f"grid key {key!r}: a sweep cannot vary its own settings")
+            if not values:
+                raise ValueError(f"grid key {key!r} has no values")
+        return v
+
+    @model_validator(mode="after")
+    def _final_needs_subset(self) -> SweepSection:
+        if self.final_top_k and self.eval_samples is None:
+            raise ValueError(
+                "final_top_k re-evaluates on the full set what eval_samples scored on a "
+                "subset: set eval_samples, or final_top_k: 0"
+            )
+        return self
+
+
 class PipelineConfig(Section):
     model: ModelSection = ModelSection()
     lora: LoraSection = LoraSection()
@@ -338,6 +385,8 @@ class PipelineConfig(Section):
     enable_cache: bool = True
     remote: RemoteSection = RemoteSection()
     tracking: TrackingSection = TrackingSection()
+    # Read by `run.py sweep` only; a plain run ignores it.
+    sweep: SweepSection = SweepSection()
 
     @model_validator(mode="after")
     def _rerank_has_a_check(self) -> PipelineConfig:

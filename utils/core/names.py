@@ -68,6 +68,20 @@ TRACKER_METRICS = "tracker_metrics"
 # In every metrics dict: what was scored, e.g. "test:all" or "test:100". Promotion compares
 # only scores taken on the same set.
 EVAL_SET = "eval_set"
+# Cost figures the leaderboard reads: in the training summary (tokens, seconds, trainable
+# parameters) and in every metrics dict (seconds); both carry the peak memory.
+TOKENS_SEEN = "tokens_seen"
+TRAIN_RUNTIME_S = "train_runtime_s"
+TRAINABLE_PARAMS = "trainable_params"
+GENERATION_SECONDS = "generation_seconds"
+PEAK_MEMORY_MB = "peak_memory_mb"
+# A sweep variant's version: {dotted key: value} of what it varied, and where it belongs
+# ({id, variant, variants, phase, status}); its versions are tagged `sweep:<id>`.
+SWEEP_OVERRIDES = "sweep_overrides"
+SWEEP = "sweep"
+SWEEP_TAG_PREFIX = "sweep:"
+# The leaderboard of a model's versions (HTML: sortable table + quality-vs-cost scatter).
+LEADERBOARD = "leaderboard"
 # In every metrics dict: the decoding engine that ran, e.g. "continuous", or
 # "generate (fallback: sliding-window cache)" where the model's cache ruled continuous out.
 ENGINE = "engine"

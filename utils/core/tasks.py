@@ -96,6 +96,8 @@ class Task:
     # What generative validation during training tracks (and `training.select_best` keeps
     # the best of).
     validation_metric: Metric
+    # The leaderboard's quality columns (`run.py compare`), in this order.
+    headline: tuple[Metric, ...]
 
 
 # GEM's ViGGO column names.
@@ -113,6 +115,7 @@ DATA_TO_TEXT = Task(
     row_metrics=(SER, ROUGE_L, *SLOT_ERRORS),
     worst_first=(SER, ROUGE_L),
     validation_metric=SER,
+    headline=(ROUGE_L, BLEU, SER),
 )
 TEXT_TO_MR = Task(
     name=TaskName.TEXT_TO_MR,
@@ -131,6 +134,7 @@ TEXT_TO_MR = Task(
     row_metrics=(EXACT_MATCH, SLOT_F1, ROUGE_L),
     worst_first=(SLOT_F1, ROUGE_L),
     validation_metric=EXACT_MATCH,
+    headline=(EXACT_MATCH, SLOT_F1, ACT_ACCURACY, PARSE_RATE),
 )
 TEXT_TO_TEXT = Task(
     name=TaskName.TEXT_TO_TEXT,
@@ -143,6 +147,7 @@ TEXT_TO_TEXT = Task(
     row_metrics=(ROUGE_L,),
     worst_first=(ROUGE_L,),
     validation_metric=ROUGE_L,
+    headline=(ROUGE_L, BLEU),
 )
 
 TASKS: dict[str, Task] = {t.name.value: t for t in (DATA_TO_TEXT, TEXT_TO_MR, TEXT_TO_TEXT)}

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from utils.config import EvaluationSection, ModelSource
-from utils.core.names import EVAL_SET, split_file
+from utils.core.names import EVAL_SET, GENERATION_SECONDS, PEAK_MEMORY_MB, split_file
+from utils.core.peak_memory import PeakMemory
 from utils.core.tasks import NUM_ROWS, get_task
 from utils.data.jsonl import read_jsonl
 from utils.evaluation.task_metrics import compute_metrics
@@ -62,11 +63,12 @@ def evaluate_on_split(
     if rerank is not None and rerank.apply_to == "finetuned" and adapter_dir is None:
         rerank = None  # the base model decodes greedily (see RerankSection.apply_to)
     start = time.perf_counter()
-    decoded = decode_outputs(
-        model, tokenizer, prompts, inputs, task, rerank, batch_size=cfg.batch_size,
-        max_new_tokens=max_new, engine=cfg.engine, stop_at_newline=cfg.stop_at_newline,
-        desc=desc,
-    )  # fmt: skip
+    with PeakMemory() as peak:
+        decoded = decode_outputs(
+            model, tokenizer, prompts, inputs, task, rerank, batch_size=cfg.batch_size,
+            max_new_tokens=max_new, engine=cfg.engine, stop_at_newline=cfg.stop_at_newline,
+            desc=desc,
+        )  # fmt: skip
     generations, greedy_texts = decoded.generations, decoded.greedy_texts
     seconds = time.perf_counter() - start
     predictions = generations.texts
@@ -82,7 +84,8 @@ def evaluate_on_split(
             NUM_ROWS: len(rows),
             # Promotion only compares models scored on the same rows.
             EVAL_SET: f"{cfg.split}:{cfg.max_samples or 'all'}",
-            "generation_seconds": round(seconds, 2),
+            GENERATION_SECONDS: round(seconds, 2),
+            PEAK_MEMORY_MB: peak.mb,
             "rows_per_second": round(len(rows) / seconds, 3) if seconds else None,
             "max_new_tokens": max_new,
             "new_tokens": generations.new_tokens,

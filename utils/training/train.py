@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from utils.config import PipelineConfig
-from utils.core.names import split_file
+from utils.core.names import (
+    PEAK_MEMORY_MB,
+    TOKENS_SEEN,
+    TRAIN_RUNTIME_S,
+    TRAINABLE_PARAMS,
+    split_file,
+)
+from utils.core.peak_memory import PeakMemory
 from utils.data.jsonl import read_jsonl
 from utils.inference.generation import max_new_tokens_for
 from utils.modeling.loader import load_model
@@ -110,9 +117,10 @@ def train_lora(
             cfg.training.seed,
         )
     start = time.perf_counter()
-    result = trainer.train(
-        resume_from_checkpoint=str(plan.resume_from) if plan.resume_from else None
-    )
+    with PeakMemory() as peak:
+        result = trainer.train(
+            resume_from_checkpoint=str(plan.resume_from) if plan.resume_from else None
+        )
     runtime = time.perf_counter() - start
     is_main = trainer.is_world_process_zero()
     # Whole on every rank (FSDP: gathered from the shards, a collective): what rank 0 saves
@@ -141,12 +149,14 @@ def train_lora(
     return {
         "world_size": trainer.args.world_size,
         "steps": int(trainer.state.global_step),
-        "tokens_seen": int(trainer.state.num_input_tokens_seen),
-        "train_runtime_s": round(runtime, 2),
+        TOKENS_SEEN: int(trainer.state.num_input_tokens_seen),
+        TRAIN_RUNTIME_S: round(runtime, 2),
+        # This rank's peak while training (MiB; see utils.core.peak_memory).
+        PEAK_MEMORY_MB: peak.mb,
         "final_train_loss": losses["train_loss"][-1][1] if losses["train_loss"] else None,
         "mean_train_loss": float(result.training_loss),
         "final_eval_loss": losses["eval_loss"][-1][1] if losses["eval_loss"] else None,
-        "trainable_params": int(sum(t.numel() for t in lora_state.values())),
+        TRAINABLE_PARAMS: int(sum(t.numel() for t in lora_state.values())),
         "loss_history": losses,
         "train_rows": len(train_rows),
         "rank_weight_digests": [r["digest"] for r in ranks],

@@ -15,18 +15,21 @@ class ModelVersionError(UserError, ValueError):
     """The requested model version or its artifacts do not exist."""
 
 
-def model_for(cfg: PipelineConfig) -> Any:
-    """A new model version per run (version=None), tagged so versions are easy to filter."""
+def model_for(cfg: PipelineConfig, version: str | None = None, tags: tuple[str, ...] = ()) -> Any:
+    """A new model version per run, numbered (version=None) or named `version` (a sweep
+    names its variants), tagged so versions are easy to filter."""
     from zenml import Model
 
     return Model(
         name=cfg.model.name,
+        version=version,
         description=cfg.model.description,
         license=cfg.model.license,
         tags=[
             f"base:{cfg.model.base_model_id}",
             f"task:{cfg.dataset.task}",
             f"quantization:{cfg.model.quantization}",
+            *tags,
         ],
     )
 
