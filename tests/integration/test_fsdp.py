@@ -16,21 +16,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, tiny_config
+from tests.conftest import ROOT, prepare_tiny, tiny_config
 
 STEPS = 3
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir, viggo_subset) -> Path:
-    from utils.config import DatasetSection
-    from utils.data.prepare import prepare_dataset
-    from utils.modeling.loader import load_tokenizer
-
-    out = tmp_path_factory.mktemp("prepared")
-    cfg = DatasetSection(data_dir=str(viggo_subset), max_validation_samples=4)
-    prepare_dataset(cfg, load_tokenizer(str(tiny_model_dir)), out)
-    return out
+    return prepare_tiny(tmp_path_factory, tiny_model_dir, viggo_subset)
 
 
 def _config(tiny_model_dir: Path, viggo_subset: Path, **accelerate):

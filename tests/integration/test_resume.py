@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import tiny_config
+from tests.conftest import prepare_tiny, tiny_config
 
 CHILD = Path(__file__).with_name("train_child.py")
 MAX_STEPS, SAVE_STEPS = 8, 2
@@ -21,14 +21,7 @@ MAX_STEPS, SAVE_STEPS = 8, 2
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir, viggo_subset) -> Path:
-    from utils.config import DatasetSection
-    from utils.data.prepare import prepare_dataset
-    from utils.modeling.loader import load_tokenizer
-
-    out = tmp_path_factory.mktemp("prepared")
-    cfg = DatasetSection(data_dir=str(viggo_subset), max_validation_samples=4)
-    prepare_dataset(cfg, load_tokenizer(str(tiny_model_dir)), out)
-    return out
+    return prepare_tiny(tmp_path_factory, tiny_model_dir, viggo_subset)
 
 
 def _config(tiny_model_dir: Path, viggo_subset: Path, checkpoints: Path, **training):

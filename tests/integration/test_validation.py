@@ -5,19 +5,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import tiny_config
+from tests.conftest import prepare_tiny, tiny_config
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir, viggo_subset) -> Path:
-    from utils.config import DatasetSection
-    from utils.data.prepare import prepare_dataset
-    from utils.modeling.loader import load_tokenizer
-
-    out = tmp_path_factory.mktemp("prepared")
-    cfg = DatasetSection(data_dir=str(viggo_subset), max_validation_samples=8)
-    prepare_dataset(cfg, load_tokenizer(str(tiny_model_dir)), out)
-    return out
+    return prepare_tiny(tmp_path_factory, tiny_model_dir, viggo_subset, validation=8)
 
 
 class _Snapshots:
