@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, prepare_tiny, tiny_config
+from tests.unit.test_modeling import ARCHITECTURES
 
 STEPS = 3
 
@@ -286,17 +287,9 @@ def test_machines_come_from_the_config_else_the_cluster_environment() -> None:
     assert (m.machine_rank, m.main_process_ip, m.main_process_port) == (1, "head", 6000)
 
 
-LLAMA_70B = {  # Llama-3.1-70B's config.json, the fields that shape the model
-    "hidden_size": 8192,
-    "intermediate_size": 28672,
-    "num_hidden_layers": 80,
-    "num_attention_heads": 64,
-    "num_key_value_heads": 8,
-    "vocab_size": 128256,
-    "max_position_embeddings": 131072,
-    "rope_theta": 500000.0,
-    "tie_word_embeddings": False,
-}
+# Llama-3.1-70B's config.json, the fields that shape the model (written once, with the
+# other shipped configs' architectures).
+LLAMA_70B = ARCHITECTURES["meta-llama/Llama-3.1-70B-Instruct"][1]
 
 
 def test_70b_fsdp_qlora_config_fits_its_architecture(tmp_path: Path) -> None:

@@ -19,11 +19,14 @@ import yaml
 
 from tests.conftest import tiny_config
 from tests.integration.test_pipeline import _run
+from utils.core.names import PEAK_MEMORY_MB
 
 MODEL = "tiny-test-model"  # tiny_config's model.name: the experiment's name
 TRACKER = "mlflow_local"
-# Timings differ between two runs of one config; everything else in the metadata must not.
+# Timings and peak memory differ between two runs of one config; everything else in the
+# metadata must not.
 TIMINGS = {
+    PEAK_MEMORY_MB,
     "train_runtime_s",
     "generation_seconds",
     "rows_per_second",

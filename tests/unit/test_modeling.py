@@ -46,6 +46,11 @@ ARCHITECTURES: dict[str, tuple[str, dict]] = {
         "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
         "num_attention_heads": 9, "num_key_value_heads": 3, "vocab_size": 49152,
         "tie_word_embeddings": True}),
+    "meta-llama/Llama-3.1-70B-Instruct": ("LlamaConfig", {
+        "hidden_size": 8192, "intermediate_size": 28672, "num_hidden_layers": 80,
+        "num_attention_heads": 64, "num_key_value_heads": 8, "vocab_size": 128256,
+        "max_position_embeddings": 131072, "rope_theta": 500000.0,
+        "tie_word_embeddings": False}),
     "meta-llama/Llama-3.1-8B-Instruct": ("LlamaConfig", {
         "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
         "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256}),

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ROOT
 from utils.config import ConfigError, PipelineConfig, load_config
 from utils.experiments.grid import (
     check_grid,
@@ -173,3 +174,14 @@ def test_base_evaluation_does_not_depend_on_reranking_it_does_not_use() -> None:
     assert a.for_base().rerank is None and a.rerank is not None  # the original is untouched
     both = load_config(None, ["evaluation.rerank={apply_to: both}"]).evaluation
     assert both.for_base() == both
+
+
+def test_the_ladder_config_plans_its_rungs_smallest_first(capsys: pytest.CaptureFixture) -> None:
+    import run as cli
+
+    rc = cli.main(["sweep", "--config", str(ROOT / "configs" / "ladder.yaml"), "--dry-run"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "6 variant(s)" in out
+    assert "1/6  model.base_model_id=HuggingFaceTB/SmolLM2-135M-Instruct  [eval test:200" in out
+    assert "then the best 1 by promotion.metric again on test:all" in out
