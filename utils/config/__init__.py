@@ -22,12 +22,10 @@ from utils.config.sections import (
     PipelineConfig,
     PromotionSection,
     RerankSection,
-    ServingSection,
     SplitRatio,
-    SweepSection,
-    TrackingSection,
     TrainingSection,
 )
+from utils.config.service_sections import ServingSection, SweepSection, TrackingSection
 
 __all__ = [
     "TRAINING_SECTIONS",
