@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from utils.config import ConfigError, PipelineConfig, validate_config
-from utils.config.sections import GPU_AUTOCAST_FOR_DTYPE
+from utils.config.launch_sections import GPU_AUTOCAST_FOR_DTYPE
 from utils.modeling.precision import precision_for
 
 DTYPES = ["auto", "bfloat16", "float16", "float32"]

@@ -1,6 +1,8 @@
 """The configuration: YAML -> `load_config` -> one validated, typed `PipelineConfig`."""
 
 from utils.config.base import ConfigError, Section
+from utils.config.data_sections import ColumnMap, DatasetSection, SplitRatio
+from utils.config.launch_sections import AccelerateSection, FsdpSection
 from utils.config.loading import load_config, parse_override, read_yaml, validate_config
 from utils.config.remote_sections import (
     DockerSection,
@@ -11,18 +13,13 @@ from utils.config.remote_sections import (
 )
 from utils.config.sections import (
     TRAINING_SECTIONS,
-    AccelerateSection,
-    ColumnMap,
-    DatasetSection,
     EvaluationSection,
-    FsdpSection,
     LoraSection,
     ModelSection,
     ModelSource,
     PipelineConfig,
     PromotionSection,
     RerankSection,
-    SplitRatio,
     TrainingSection,
 )
 from utils.config.service_sections import ServingSection, SweepSection, TrackingSection
