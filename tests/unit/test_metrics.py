@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.conftest import VIGGO_DIR, needs_data
-from utils.evaluation.task_metrics import (
+from utils.metrics.task_metrics import (
     bleu,
     compute_metrics,
     data_to_text_metrics,

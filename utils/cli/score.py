@@ -58,7 +58,7 @@ def read_prediction_rows(path: Path) -> tuple[list[str], list[str], list[str]]:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    from utils.evaluation.task_metrics import compute_metrics
+    from utils.metrics.task_metrics import compute_metrics
     from utils.viggo import MRParseError
 
     inputs, predictions, references = read_prediction_rows(args.predictions)
