@@ -27,6 +27,7 @@ class EvalStage(StrEnum):
 
 # --- artifacts ---
 DATASET = "dataset"  # prepare_data: the prepared splits (a folder)
+DATA_REPORT = "data_report"  # prepare_data: the data report (HTML); also its metadata key
 ADAPTER = "adapter"  # finetune: the LoRA adapter with its tokenizer (a folder)
 TRAINING_SUMMARY = "training_summary"
 LOSS_CURVE = "loss_curve"
