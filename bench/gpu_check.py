@@ -16,7 +16,7 @@ JSON line per variant and a table:
   checkpointing is not;
 - peak GPU memory of training, and the full-test evaluation's seconds.
 
-    python bench/gpu_check.py --data-dir ../shared/data/viggo --tokenizer TOKENIZER_DIR
+    python bench/gpu_check.py --tokenizer TOKENIZER_DIR
     python bench/gpu_check.py --shape tiny --steps 2 --eval-samples 4   # a CPU smoke run
 
 Goals on an H100/H200 (issue 16): bf16 LoRA >= 45 % useful MFU, QLoRA >= 30 %, full test
@@ -188,7 +188,7 @@ def run_variant(
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "viggo")
+    p.add_argument("--data-dir", type=Path, default=ROOT / "data" / "viggo")
     p.add_argument("--tokenizer", type=Path, help="tokenizer folder (default: SmolLM2's)")
     p.add_argument("--config", type=Path, default=ROOT / "configs" / "llama3.yaml")
     p.add_argument("--shape", choices=sorted(SHAPES), default="llama3-8b")

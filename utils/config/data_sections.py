@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from utils.config.base import Section
 from utils.core.tasks import TaskName
+from utils.data.embedded import EMBEDDED_NAME
 
 
 class ColumnMap(Section):
@@ -35,7 +38,11 @@ class SplitRatio(Section):
 
 
 class DatasetSection(Section):
+    # The hub dataset (`source: hub`); the embedded files are GEM/viggo.
     name: str = "GEM/viggo"
+    # embedded: the ViGGO CSVs shipped in data/viggo/ (sha256-checked, no network);
+    # hub: datasets.load_dataset(name). A data_dir (--data-dir) wins over both.
+    source: Literal["embedded", "hub"] = "embedded"
     data_dir: str | None = None
     task: TaskName = TaskName.DATA_TO_TEXT
     system_prompt: str | None = None
@@ -53,3 +60,13 @@ class DatasetSection(Section):
     # Rows with an empty input/target or an unparsable ViGGO MR are skipped and reported;
     # more than this fraction of a split means the wrong file or column, so the run stops.
     max_malformed_fraction: float = Field(0.01, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _embedded_is_viggo(self) -> DatasetSection:
+        # Without this a config naming another hub dataset would silently train on ViGGO.
+        if self.source == "embedded" and not self.data_dir and self.name != EMBEDDED_NAME:
+            raise ValueError(
+                f"dataset.name is {self.name!r} but dataset.source is 'embedded', which holds "
+                f"{EMBEDDED_NAME} only: set dataset.source: hub, or dataset.data_dir"
+            )
+        return self
