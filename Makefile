@@ -18,7 +18,7 @@ else
   ENV_DEP := $(VENV)/bin/python
 endif
 
-.PHONY: install install-dev install-tracking run test test-fast dashboard-smoke lint
+.PHONY: install install-dev install-tracking run test test-fast dashboard-smoke docs lint
 
 $(VENV)/bin/python:
 	@test -n "$(BOOTSTRAP)" || { echo "make: no python3 (or python) on PATH: install Python 3.10 or newer"; exit 1; }
@@ -53,6 +53,10 @@ test-fast: install-dev
 # CI's dashboard check (scripts/dashboard_smoke.py) with this interpreter.
 dashboard-smoke: install-dev
 	$(PYTHON) scripts/dashboard_smoke.py $(ARGS)
+
+# docs/config.md from the config schema (a test fails when it is out of date).
+docs: install
+	$(PYTHON) -m utils.config.reference
 
 lint: install-dev
 	$(PYTHON) -m ruff check . && $(PYTHON) -m ruff format --check .
