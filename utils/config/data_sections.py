@@ -7,8 +7,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from utils.config.base import Section
+from utils.core.names import VIGGO_HUB_DATASET
 from utils.core.tasks import TaskName
-from utils.data.embedded import EMBEDDED_NAME
 
 
 class ColumnMap(Section):
@@ -39,7 +39,7 @@ class SplitRatio(Section):
 
 class DatasetSection(Section):
     # The hub dataset (`source: hub`); the embedded files are GEM/viggo.
-    name: str = "GEM/viggo"
+    name: str = VIGGO_HUB_DATASET
     # embedded: the ViGGO CSVs shipped in data/viggo/ (sha256-checked, no network);
     # hub: datasets.load_dataset(name). A data_dir (--data-dir) wins over both.
     source: Literal["embedded", "hub"] = "embedded"
@@ -64,9 +64,9 @@ class DatasetSection(Section):
     @model_validator(mode="after")
     def _embedded_is_viggo(self) -> DatasetSection:
         # Without this a config naming another hub dataset would silently train on ViGGO.
-        if self.source == "embedded" and not self.data_dir and self.name != EMBEDDED_NAME:
+        if self.source == "embedded" and not self.data_dir and self.name != VIGGO_HUB_DATASET:
             raise ValueError(
                 f"dataset.name is {self.name!r} but dataset.source is 'embedded', which holds "
-                f"{EMBEDDED_NAME} only: set dataset.source: hub, or dataset.data_dir"
+                f"{VIGGO_HUB_DATASET} only: set dataset.source: hub, or dataset.data_dir"
             )
         return self

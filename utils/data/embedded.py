@@ -11,12 +11,10 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from utils.core.names import SPLITS
+from utils.core.names import SPLITS, VIGGO_EMBEDDED_DIR
 from utils.data.errors import DataError
 
-EMBEDDED_DIR = Path(__file__).resolve().parents[2] / "data" / "viggo"
-# The hub dataset these files are: what `dataset.name` must be for the embedded source.
-EMBEDDED_NAME = "GEM/viggo"
+EMBEDDED_DIR = VIGGO_EMBEDDED_DIR
 # Checksums of the original release (data/viggo/LICENSE.md says where the files come from).
 SHA256 = {
     "train": "bff4ce77f71feb6790b4f5b62150027573423ebd8673cc7b2517e0f53c616505",
