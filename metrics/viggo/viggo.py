@@ -7,7 +7,7 @@
     evaluate.load("metrics/viggo", "text_to_mr")          # sentence -> MR; or "text_to_text"
 
 The figures are `python run.py score`'s, from the same function
-(`utils.evaluation.task_metrics.score_rows`): ROUGE-1/2/L/Lsum, BLEU and the slot error rate
+(`utils.metrics.task_metrics.score_rows`): ROUGE-1/2/L/Lsum, BLEU and the slot error rate
 (SER), per row and per distinct MR (`multiref_*`), for data_to_text; exact match, act
 accuracy, slot precision/recall/F1 and parse rate for text_to_mr. A row with k references
 counts as k rows, as in ViGGO's own files.
@@ -27,7 +27,7 @@ def _import_project() -> None:
     copy: the project root is two folders above the original. (Project imports are indented:
     `evaluate` takes every top-level import for a pip package to check.)"""
     try:
-        import utils.evaluation.task_metrics  # noqa: F401
+        import utils.metrics.task_metrics  # noqa: F401
     except ImportError:
         pass
     else:
@@ -40,7 +40,7 @@ def _import_project() -> None:
             if original:
                 candidates.insert(0, Path(original).resolve().parents[2])
     for root in candidates:
-        if (root / "utils" / "evaluation" / "task_metrics.py").is_file():
+        if (root / "utils" / "metrics" / "task_metrics.py").is_file():
             sys.path.insert(0, str(root))
             return
     raise ImportError(
@@ -106,6 +106,6 @@ class Viggo(evaluate.Metric):
         return name
 
     def _compute(self, inputs: list, predictions: list, references: list) -> dict:
-        from utils.evaluation.task_metrics import score_rows
+        from utils.metrics.task_metrics import score_rows
 
         return score_rows(self._task(), inputs, predictions, references)

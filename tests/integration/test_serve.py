@@ -68,8 +68,8 @@ def test_serve_answers_like_the_evaluation_refuses_bad_requests_and_stops(
     from utils.inference.adapters import generate_with_adapter
     from utils.viggo import slot_errors
     from utils.zenml_ops.model_versions import (
-        adapter_dir,
         evaluated_max_new_tokens,
+        extracted_adapter,
         find_version,
         version_config,
     )
@@ -113,9 +113,10 @@ def test_serve_answers_like_the_evaluation_refuses_bad_requests_and_stops(
         expected = {r["input"]: r["prediction"] for r in evaluated}
         assert served == [expected[i] for i in inputs]
         assert len(set(served)) > 1 and all(served)  # the comparison means something
-        direct = generate_with_adapter(
-            version_config(mv), adapter_dir(mv), inputs, evaluated_max_new_tokens(mv)
-        )
+        with extracted_adapter(mv) as adapter:
+            direct = generate_with_adapter(
+                version_config(mv), adapter, inputs, evaluated_max_new_tokens(mv)
+            )
         assert served == direct
         # run.py generate prints them too (by default with the evaluation's max_new_tokens).
         capsys.readouterr()

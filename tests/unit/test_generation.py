@@ -5,12 +5,8 @@ import torch
 
 from tests.conftest import load_on_cpu, load_varied_on_cpu
 from utils.data.prompts import build_prompt
-from utils.inference.generation import (
-    generate,
-    max_new_tokens_for,
-    newline_token_ids,
-    stop_token_ids,
-)
+from utils.inference.stops import max_new_tokens_for, newline_token_ids, stop_token_ids
+from utils.inference.transformers_engine import generate
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +124,7 @@ def test_max_new_tokens_follows_references(tiny) -> None:
 
 
 def test_common_prefix_leaves_every_prompt_a_token() -> None:
-    from utils.inference.kv_cache import common_prefix
+    from utils.modeling.kv_cache import common_prefix
 
     assert common_prefix([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == [1, 2]
     assert common_prefix([[1, 2, 3], [1, 2, 3]]) == [1, 2]
@@ -142,7 +138,7 @@ def test_growing_cache_layer_matches_concatenation() -> None:
     concatenation through growth, row selection and dropped leading columns."""
     import torch
 
-    from utils.inference.kv_cache import growing_layer_class
+    from utils.inference.growing_cache import growing_layer_class
 
     layer = growing_layer_class()()
     layer.SPARE = 3

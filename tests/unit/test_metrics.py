@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import viggo_rows
-from utils.evaluation.task_metrics import (
+from utils.metrics.task_metrics import (
     bleu,
     compute_metrics,
     data_to_text_metrics,

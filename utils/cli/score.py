@@ -57,7 +57,7 @@ def read_prediction_rows(path: Path) -> tuple[list[str], list[str], list[list[st
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    from utils.evaluation.task_metrics import score_rows
+    from utils.metrics.task_metrics import score_rows
     from utils.viggo import MRParseError
 
     inputs, predictions, references = read_prediction_rows(args.predictions)

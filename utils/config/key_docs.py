@@ -108,7 +108,8 @@ MEANINGS: dict[str, str] = {
     "evaluation.batch_size": "rows decoded together",
     "evaluation.max_new_tokens": "generation limit; null = 1.25 x the longest training target + 8",
     "evaluation.engine": "continuous (finished rows leave the batch, waiting prompts take their "
-    "place) or generate (transformers' generate)",
+    "place), generate (transformers' generate) or vllm (vLLM on a GPU, "
+    "requirements-vllm.txt)",
     "evaluation.stop_at_newline": "stop each answer at its first line break",
     "evaluation.rerank": "slot-aware decoding: extra candidates for outputs that fail the "
     "task's check, fewest errors wins; null = greedy only",

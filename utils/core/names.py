@@ -51,11 +51,22 @@ def predictions_name(stage: EvalStage | str) -> str:
 GENERATE = "generate"
 SERVED_TEXTS = "texts"
 SERVED_SLOT_ERRORS = "slot_errors"
-# The deployment's default endpoints (ZenML's DeploymentSettings defaults), which the request
-# checks guard and `serve` prints.
-INVOKE_PATH = "/invoke"
-SUBMIT_PATH = "/submit"
-HEALTH_PATH = "/health"
+# The deployment's default endpoints, which the request checks guard and `serve` prints:
+# `INVOKE_PATH`, `SUBMIT_PATH`, `HEALTH_PATH`, read from ZenML's `DeploymentSettings`
+# defaults on first use (importing ZenML costs ~1.5 s), so a rename in ZenML moves them too.
+_ENDPOINT_FIELDS = {
+    "INVOKE_PATH": "invoke_url_path",
+    "SUBMIT_PATH": "submit_url_path",
+    "HEALTH_PATH": "health_url_path",
+}
+
+
+def __getattr__(name: str) -> str:
+    if name not in _ENDPOINT_FIELDS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from zenml.config.deployment_settings import DeploymentSettings
+
+    return DeploymentSettings.model_fields[_ENDPOINT_FIELDS[name]].default
 
 
 # --- model-version metadata keys (besides the two metrics_name keys) ---

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.config import PipelineConfig
-from utils.core.errors import UserError
+from utils.core.errors import UserError, one_line
 from utils.core.names import HEALTH_PATH, INVOKE_PATH
 from utils.core.tasks import TaskName
 
@@ -94,14 +94,14 @@ def deploy(model: str, stage: str, cfg: PipelineConfig, port: int | None = None)
     from zenml.deployers.exceptions import DeployerError
 
     from pipelines.inference import build_inference_pipeline
-    from utils.zenml_ops.model_versions import adapter_dir, find_version, version_config
+    from utils.zenml_ops.model_versions import adapter_artifact, find_version, version_config
     from utils.zenml_ops.remote_options import docker_settings
 
     serving = cfg.serving
 
     mv = find_version(model, stage)
     task = version_config(mv).dataset.task
-    adapter_dir(mv)  # fails here, in one line, rather than in the service's start-up
+    adapter_artifact(mv)  # fails here, in one line, rather than in the service's start-up
     flavor = ensure_deployer()
     port = port or serving.port
     deployer_settings: dict[str, Any] = {"lcm_timeout": serving.startup_timeout}
@@ -117,7 +117,7 @@ def deploy(model: str, stage: str, cfg: PipelineConfig, port: int | None = None)
             deployment_name=model, timeout=serving.startup_timeout, inputs=[EXAMPLE_INPUTS[task]]
         )
     except DeployerError as e:
-        reason = " ".join(str(e).split())
+        reason = one_line(e)
         raise ServeError(
             f"deploying {model!r} failed: {reason}{_log_hint(model)}; "
             f"`python run.py serve --stop --model {model}` removes what is left"

@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from utils.core.errors import one_line
 from utils.core.tasks import get_task
 from utils.viggo import MRParseError, parse_mr
 
@@ -121,7 +122,7 @@ def _check_input(i: int, text: Any, max_chars: int, parse: bool) -> None:
         try:
             parse_mr(text)
         except MRParseError as e:
-            reason = " ".join(str(e).split())
+            reason = one_line(e)
             raise BadRequest(
                 422, f"parameters.inputs[{i}] is not a meaning representation: {reason}"
             ) from None

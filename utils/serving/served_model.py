@@ -143,8 +143,8 @@ def load_served_model(model: str, version: str, serving: dict[str, Any]) -> Serv
     even when the stage moves on."""
     from utils.config import ServingSection
     from utils.zenml_ops.model_versions import (
-        adapter_dir,
         evaluated_max_new_tokens,
+        extracted_adapter,
         find_version,
         version_config,
     )
@@ -153,9 +153,10 @@ def load_served_model(model: str, version: str, serving: dict[str, Any]) -> Serv
     _list_packages_once()
     mv = find_version(model, version)
     start = time.perf_counter()
-    generator = AdapterGenerator.load(
-        version_config(mv), adapter_dir(mv), evaluated_max_new_tokens(mv), limits.rerank
-    )
+    with extracted_adapter(mv) as adapter:  # loaded into memory, the copy can go
+        generator = AdapterGenerator.load(
+            version_config(mv), adapter, evaluated_max_new_tokens(mv), limits.rerank
+        )
     description = f"{model} version {mv.name}"
     logger.info("loaded %s in %.1f s", description, time.perf_counter() - start)
     return ServedModel(generator, description, limits.max_batch_inputs, limits.batch_window_ms)

@@ -19,7 +19,7 @@ from utils.core.names import (
 )
 from utils.core.peak_memory import PeakMemory
 from utils.data.jsonl import read_jsonl
-from utils.inference.generation import max_new_tokens_for
+from utils.inference.stops import max_new_tokens_for
 from utils.modeling.loader import load_model
 from utils.modeling.lora import apply_lora
 from utils.modeling.precision import Precision, precision_for

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from utils.config import PipelineConfig
-from utils.inference.kv_cache import attach_prefix_cache, model_type, plain_cache_problem
+from utils.modeling.kv_cache import model_type, plain_cache_problem
 from utils.modeling.lora import CHECKPOINTING_KWARGS
 from utils.modeling.precision import Precision
 from utils.training.checkpoints import trainer_checkpoint_arguments
 from utils.training.collators import CompletionCollator, PackedCollator
 from utils.training.fsdp import enable_fsdp_on_cpu_ranks
+from utils.training.prefix_cache import attach_prefix_cache
 
 logger = logging.getLogger(__name__)
 

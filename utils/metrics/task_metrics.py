@@ -36,7 +36,7 @@ from utils.core.tasks import (
     get_task,
     multiref,
 )
-from utils.evaluation.text_metrics import (
+from utils.metrics.text_metrics import (
     References,
     as_ref_lists,
     bleu,
