@@ -16,7 +16,7 @@ JSON line per variant and a table:
   checkpointing is not;
 - peak GPU memory of training, and the full-test evaluation's seconds.
 
-    python bench/gpu_check.py --data-dir ../shared/data/viggo --tokenizer TOKENIZER_DIR
+    python bench/gpu_check.py --tokenizer TOKENIZER_DIR
     python bench/gpu_check.py --shape tiny --steps 2 --eval-samples 4   # a CPU smoke run
 
 With `--engine vllm` it checks a decoding engine instead (`engine_check`): a short bf16 LoRA
@@ -258,7 +258,7 @@ def engine_check(args: argparse.Namespace, model_dir: Path, data_dir: Path, work
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "viggo")
+    p.add_argument("--data-dir", type=Path, default=ROOT / "data" / "viggo")
     p.add_argument("--tokenizer", type=Path, help="tokenizer folder (default: SmolLM2's)")
     p.add_argument("--config", type=Path, default=ROOT / "configs" / "llama3.yaml")
     p.add_argument("--shape", choices=sorted(SHAPES), default="llama3-8b")

@@ -54,7 +54,7 @@ def _rules(pool: CandidatePool) -> dict[str, str]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "viggo")
+    p.add_argument("--data-dir", type=Path, default=ROOT / "data" / "viggo")
     p.add_argument("--config", type=Path, default=ROOT / "configs" / "smollm2_cpu.yaml")
     p.add_argument("--adapter", type=Path, required=True, help="LoRA adapter folder")
     p.add_argument("--split", default="validation", choices=["validation", "test"])

@@ -31,8 +31,6 @@ sys.path.insert(0, str(ROOT))
 from utils.cli.common import add_version_args  # noqa: E402
 from utils.core.names import HEALTH_PATH, INVOKE_PATH, SERVED_TEXTS  # noqa: E402
 
-DEFAULT_INPUTS = ROOT.parent / "shared" / "data" / "viggo" / "test.jsonl"
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -57,12 +55,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def load_inputs(path: Path | None) -> list[str]:
     if path is not None:
         return [line for line in path.read_text().splitlines() if line.strip()]
-    if DEFAULT_INPUTS.is_file():
-        rows = [json.loads(line) for line in DEFAULT_INPUTS.read_text().splitlines()]
-        return list(dict.fromkeys(r["meaning_representation"] for r in rows))
-    from utils.serving.deployment import EXAMPLE_INPUTS
+    from utils.data.embedded import gem_rows
 
-    return list(EXAMPLE_INPUTS.values())[:1]
+    # The distinct MRs of the test split, in order.
+    return list(dict.fromkeys(r["meaning_representation"] for r in gem_rows("test")))
 
 
 def percentile(values: list[float], q: float) -> float | None:

@@ -51,7 +51,7 @@ def finetune_distributed(config_json: str, dataset: Path) -> FinetuneOutputs:
     A module-level step that remote orchestrators can load by source. The children have no
     step context, so this (parent) step logs what they return, to ZenML and to the
     experiment tracker. In a multi-node run this step runs on the main machine
-    (machine_rank 0); see README for the other machines.
+    (machine_rank 0); see docs/distributed.md for the other machines.
     """
     tracker = step_tracker()
     if tracker is not None:

@@ -64,12 +64,13 @@ def preflight(cfg: PipelineConfig) -> None:
     if attention:
         raise ConfigError(attention)
     check_engine(cfg)
-    if not cfg.dataset.data_dir and not hub_reachable():
+    if not cfg.dataset.data_dir and cfg.dataset.source == "hub" and not hub_reachable():
         from utils.data.sources import DataError
 
         raise DataError(
             f"the Hugging Face hub is unreachable, so dataset {cfg.dataset.name!r} cannot be "
-            "downloaded: pass --data-dir PATH (e.g. --data-dir ../shared/data/viggo)"
+            "downloaded (dataset.source: hub): pass --data-dir PATH, or use "
+            "dataset.source: embedded for the ViGGO files in data/viggo/"
         )
     # Every row, as prepare_data will read it (~1 s for ViGGO): missing splits or columns and
     # malformed rows stop the run here, not in a step after a model version exists.

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator, model_validator
 
 from utils.config.base import Section
+from utils.core.names import VIGGO_HUB_DATASET
 from utils.core.tasks import TaskName, get_task
 
 # What `dataset.augment` may list (utils/data/augment.py implements them).
@@ -38,7 +41,11 @@ class SplitRatio(Section):
 
 
 class DatasetSection(Section):
-    name: str = "GEM/viggo"
+    # The hub dataset (`source: hub`); the embedded files are GEM/viggo.
+    name: str = VIGGO_HUB_DATASET
+    # embedded: the ViGGO CSVs shipped in data/viggo/ (sha256-checked, no network);
+    # hub: datasets.load_dataset(name). A data_dir (--data-dir) wins over both.
+    source: Literal["embedded", "hub"] = "embedded"
     data_dir: str | None = None
     task: TaskName = TaskName.DATA_TO_TEXT
     system_prompt: str | None = None
@@ -104,4 +111,14 @@ class DatasetSection(Section):
                     f"{key} needs a ViGGO task (data_to_text or text_to_mr): it works on "
                     f"meaning representations, and task {self.task!r} has none"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _embedded_is_viggo(self) -> DatasetSection:
+        # Without this a config naming another hub dataset would silently train on ViGGO.
+        if self.source == "embedded" and not self.data_dir and self.name != VIGGO_HUB_DATASET:
+            raise ValueError(
+                f"dataset.name is {self.name!r} but dataset.source is 'embedded', which holds "
+                f"{VIGGO_HUB_DATASET} only: set dataset.source: hub, or dataset.data_dir"
+            )
         return self

@@ -114,6 +114,9 @@ PROMOTION_STAGES = (Stage.STAGING, Stage.PRODUCTION)
 # Accelerate's children import the project from here.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SPLITS = ("train", "validation", "test")
+# ViGGO on the Hugging Face hub; the files in data/viggo/ are the same rows (`dataset.source`).
+VIGGO_HUB_DATASET = "GEM/viggo"
+VIGGO_EMBEDDED_DIR = PROJECT_ROOT / "data" / "viggo"
 
 
 def split_file(split: str) -> str:

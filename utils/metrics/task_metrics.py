@@ -188,6 +188,29 @@ def compute_metrics(
     return SCORERS[task](inputs, predictions, references)
 
 
+def score_rows(
+    task: str,
+    inputs: Sequence[str],
+    predictions: Sequence[str | None],
+    references: Sequence[str | Sequence[str]],
+) -> Metrics:
+    """What `run.py score` and the `evaluate` module (metrics/viggo) report for scored rows.
+
+    A row with k references counts as k rows (ViGGO's own layout: one row per reference),
+    so multi-reference figures group them again by input.
+    """
+    check_lengths(inputs=inputs, predictions=predictions, references=references)
+    flat_inputs: list[str] = []
+    flat_predictions: list[str] = []
+    flat_references: list[str] = []
+    for inp, pred, refs in zip(inputs, predictions, references, strict=True):
+        for ref in [refs] if isinstance(refs, str) else refs:
+            flat_inputs.append(str(inp))
+            flat_predictions.append(str(pred or ""))
+            flat_references.append(str(ref))
+    return compute_metrics(task, flat_inputs, flat_predictions, flat_references)
+
+
 def per_row_scores(
     task: str, inputs: Sequence[str], predictions: Sequence[str], references: References
 ) -> list[dict[str, Any]]:

@@ -1,0 +1,33 @@
+"""bitsandbytes' kernels warning is dropped wherever project code runs; other lines stay."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+from utils import quiet_logs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_importing_peft_after_the_project_prints_no_kernels_warning() -> None:
+    # A fresh interpreter: bitsandbytes warns once, when it is first imported.
+    done = subprocess.run(
+        [sys.executable, "-c", "import utils, peft, bitsandbytes"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "kernels-community" not in done.stderr + done.stdout
+
+
+def test_the_filter_drops_that_warning_only(caplog) -> None:
+    quiet_logs.install()
+    quiet_logs.install()  # idempotent
+    logger = logging.getLogger(quiet_logs.BNB_CPU_LOGGER)
+    assert sum(isinstance(f, quiet_logs.DropMessages) for f in logger.filters) == 1
+    with caplog.at_level(logging.INFO, logger=quiet_logs.BNB_CPU_LOGGER):
+        logger.warning(quiet_logs.BNB_KERNELS_WARNING + ": %s. Please ...", "No module 'kernels'")
+        logger.warning("some other bitsandbytes warning")
+    assert [r.getMessage() for r in caplog.records] == ["some other bitsandbytes warning"]
