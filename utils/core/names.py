@@ -56,6 +56,9 @@ SERVED_SLOT_ERRORS = "slot_errors"
 INVOKE_PATH = "/invoke"
 SUBMIT_PATH = "/submit"
 HEALTH_PATH = "/health"
+# Model-version metadata key of a running deployment's counters (requests, inputs, errors
+# by status, latency p50/p95), rewritten every `serving.stats_every_s`.
+SERVING_STATS = "serving_stats"
 
 
 # --- model-version metadata keys (besides the two metrics_name keys) ---
