@@ -14,9 +14,9 @@ from concurrent.futures import CancelledError
 
 import pytest
 
+from utils.serving.batcher import Batcher, DecoderDead, QueueFull
 from utils.serving.middleware import RequestCheckMiddleware
 from utils.serving.request_checks import BadRequest, RequestLimits, check_invoke_body
-from utils.serving.batcher import Batcher, DecoderDead, QueueFull
 from utils.serving.slot_report import slot_error_report
 
 MR = "inform(name[Portal 2], rating[excellent])"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -57,8 +58,10 @@ class FakeServed:
         return " ".join(words[:max_tokens]), len(words) > max_tokens
 
 
-def make_app(served, auth_key: str | None = KEY, **serving) -> tuple[FastAPI, ServingCore]:
-    core = ServingCore(served, ServingSection(**serving), {"deployment_name": "fake"})
+def make_app(
+    served, auth_key: str | None = KEY, record=None, **serving
+) -> tuple[FastAPI, ServingCore]:
+    core = ServingCore(served, ServingSection(**serving), {"deployment_name": "fake"}, record)
     runner = SimpleNamespace(
         deployment=SimpleNamespace(auth_key=auth_key), service=SimpleNamespace(core=core)
     )
@@ -104,6 +107,26 @@ def test_invoke_answers_in_zenml_shape_and_needs_the_key(client: TestClient) -> 
     r = client.post(CHAT_PATH, json={}, headers={})
     assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
     assert client.get("/health").json()["status"] == "healthy"
+
+
+def test_a_slow_answer_is_recorded_with_its_body() -> None:
+    """A request that waits long enough to look for a disconnect (which consumes the replayed
+    body message) still reaches the record hook with its body, and is answered."""
+    recorded = []
+
+    def slow(inputs):
+        time.sleep(0.5)  # several disconnect checks while it decodes
+        return [s.upper() for s in inputs]
+
+    app, _ = make_app(FakeServed(slow), record=lambda *a: recorded.append(a))
+    with TestClient(app) as c:
+        r = c.post(
+            "/invoke",
+            json={"parameters": {"inputs": [MR]}, "run_name": "audit"},
+            headers=AUTH,
+        )
+    assert r.status_code == 200 and r.json()["outputs"]["texts"] == [MR.upper()]
+    assert recorded == [({"parameters": {"inputs": [MR]}, "run_name": "audit"}, [MR], [MR.upper()])]
 
 
 def test_a_full_queue_is_503_with_retry_after() -> None:
@@ -240,14 +263,16 @@ json_values = st.recursive(
     | st.floats(allow_nan=False)
     | st.text(max_size=30)
     | st.just(MR),
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(
-        st.sampled_from(
-            ["parameters", "inputs", "messages", "role", "content", "run_name", "x", "n"]
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(
+            st.sampled_from(
+                ["parameters", "inputs", "messages", "role", "content", "run_name", "x", "n"]
+            )
+            | st.text(max_size=8),
+            children,
+            max_size=5,
         )
-        | st.text(max_size=8),
-        children,
-        max_size=5,
     ),
     max_leaves=20,
 )

@@ -24,7 +24,7 @@ from typing import Any
 from fastapi import Request
 
 from utils.serving.core import Disconnected, Refused, ServingCore
-from utils.serving.middleware import CHECKED
+from utils.serving.middleware import BODY, CHECKED
 from utils.serving.openai_api import chat_reply, error_body, models_reply
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def invoke_endpoint(app_runner: Any) -> Callable[..., Any]:
         seconds = time.monotonic() - start
         core.stats.answered(len(inputs), seconds)
         if core.record is not None:
-            core.record(json.loads(await request.body()), inputs, outputs)
+            core.record(json.loads(getattr(request.state, BODY)), inputs, outputs)
         return _json(200, core.invoke_reply(inputs, outputs, seconds))
 
     return invoke
@@ -84,7 +84,8 @@ async def _invoke_recorded(service: Any, request: Any) -> Any:
 
     core = service.core
     start = time.monotonic()
-    invoke_request = service.invoke_request(json.loads(await request.body()))
+    _checked(request)
+    invoke_request = service.invoke_request(json.loads(getattr(request.state, BODY)))
     reply = await to_thread.run_sync(service.execute_pipeline, invoke_request)
     body = reply.model_dump(mode="json")
     if reply.success:

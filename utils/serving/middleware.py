@@ -7,7 +7,8 @@
 
 A bad request is answered here with its 4xx (`{"detail": "<one line>"}`, or OpenAI's
 `{"error": {...}}` on the OpenAI route); a good one goes on with its body replayed and its
-checked contents in `request.state.checked`, so the endpoint does not parse it again.
+checked contents in `request.state.checked` (the raw body in `.body`), so the endpoint
+neither reads nor parses it again.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ from utils.serving.request_checks import (
 
 logger = logging.getLogger(__name__)
 
-# The state key the checked request travels under (`request.state.checked`).
+# The state keys the checked request and its raw body travel under (`request.state.*`):
+# the endpoint must not read the body again, since a disconnect check may have consumed
+# the one replayed message.
 CHECKED = "checked"
+BODY = "body"
 
 
 class RequestCheckMiddleware:
@@ -69,12 +73,14 @@ class RequestCheckMiddleware:
             checked = check(body, self.limits)
         except BadRequest as e:
             logger.info("refused %s: %d %s", scope.get("path"), e.status, e.reason)
+            _count_refusal(scope, e.status)
             param = e.param if isinstance(e, ChatBadRequest) else None
             reply = error_body(e.reason, e.status, param) if chat else {"detail": e.reason}
             extra = [(b"www-authenticate", b"Bearer")] if e.status == 401 else []
             await _reply(send, e.status, reply, extra)
             return
-        scope.setdefault("state", {})[CHECKED] = checked
+        state = scope.setdefault("state", {})
+        state[CHECKED], state[BODY] = checked, body
 
         # The body is consumed: hand it on as one message, then whatever the client sends next
         # (a disconnect).
@@ -90,12 +96,21 @@ class RequestCheckMiddleware:
         await self.app(scope, replay, send)
 
 
+def _runner(scope: dict) -> Any:
+    """ZenML's app runner, which the app carries in its state."""
+    return getattr(getattr(scope.get("app"), "state", None), "app_runner", None)
+
+
+def _count_refusal(scope: dict, status: int) -> None:
+    core = getattr(getattr(_runner(scope), "service", None), "core", None)
+    if core is not None:
+        core.stats.failed(status)
+
+
 def _check_auth(scope: dict, headers: dict[bytes, bytes]) -> None:
     """401 unless the request carries the deployment's key (ZenML's endpoints check it too,
     but only after the body has been read and validated)."""
-    app = scope.get("app")
-    runner = getattr(getattr(app, "state", None), "app_runner", None)
-    key = getattr(getattr(runner, "deployment", None), "auth_key", None)
+    key = getattr(getattr(_runner(scope), "deployment", None), "auth_key", None)
     if not key:
         return
     given = headers.get(b"authorization", b"").decode("latin-1")
