@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.unit.test_serve_requests import GatedDecoder
 from utils.config import ServingSection
 from utils.serving import endpoints
 from utils.serving.batcher import Batcher
@@ -130,65 +131,43 @@ def test_a_slow_answer_is_recorded_with_its_body() -> None:
 
 
 def test_a_full_queue_is_503_with_retry_after() -> None:
-    gate, started = threading.Event(), threading.Event()
-
-    def slow(inputs):
-        started.set()
-        gate.wait(10)
-        return inputs
-
-    served = FakeServed(slow, max_queued=2)
+    decode = GatedDecoder()
+    served = FakeServed(decode, max_queued=2)
     app, core = make_app(served)
     busy = served.batcher.submit([MR])  # decoding, held at the gate
-    assert started.wait(10)
+    assert decode.started.wait(10)
     queued = served.batcher.submit([MR, MR])  # the queue is full now
     with TestClient(app) as c:
         r = invoke(c, [MR])
         assert r.status_code == 503
         assert int(r.headers["retry-after"]) >= 1
         assert "serving.max_queued_inputs" in r.json()["detail"]
-    gate.set()
+    decode.gate.set()
     assert busy.future.result(10) and queued.future.result(10)
     assert core.stats.snapshot()["errors"] == {"503": 1}
 
 
 def test_a_request_past_its_deadline_is_504_and_dropped() -> None:
-    gate, started = threading.Event(), threading.Event()
-    decoded: list[list[str]] = []
-
-    def slow(inputs):
-        decoded.append(list(inputs))
-        started.set()
-        gate.wait(10)
-        return inputs
-
-    served = FakeServed(slow)
+    decode = GatedDecoder()
+    served = FakeServed(decode)
     app, _ = make_app(served, request_timeout_s=0.3)
     busy = served.batcher.submit(["first"])
-    assert started.wait(10)
+    assert decode.started.wait(10)
     with TestClient(app) as c:
         r = invoke(c, [MR])
     assert r.status_code == 504 and "serving.request_timeout_s" in r.json()["detail"]
-    gate.set()
+    decode.gate.set()
     busy.future.result(10)
-    assert served.batcher(["after"]) == ["after"]
-    assert [MR] not in decoded  # it waited in the queue, and was dropped there
+    assert served.batcher(["after"]) == ["AFTER"]
+    assert [MR] not in decode.calls  # it waited in the queue, and was dropped there
 
 
 def test_a_disconnected_client_cancels_its_queued_work() -> None:
-    gate, started = threading.Event(), threading.Event()
-    decoded: list[list[str]] = []
-
-    def slow(inputs):
-        decoded.append(list(inputs))
-        started.set()
-        gate.wait(10)
-        return inputs
-
-    served = FakeServed(slow)
+    decode = GatedDecoder()
+    served = FakeServed(decode)
     core = ServingCore(served, ServingSection())
     busy = served.batcher.submit(["first"])
-    assert started.wait(10)
+    assert decode.started.wait(10)
     asked = threading.Event()
 
     async def gone() -> bool:
@@ -198,10 +177,10 @@ def test_a_disconnected_client_cancels_its_queued_work() -> None:
     with pytest.raises(Disconnected):
         asyncio.run(core.outputs(["mine"], gone))
     assert asked.is_set()
-    gate.set()
+    decode.gate.set()
     busy.future.result(10)
-    assert served.batcher(["next"]) == ["next"]
-    assert decoded == [["first"], ["next"]]
+    assert served.batcher(["next"]) == ["NEXT"]
+    assert decode.calls == [["first"], ["next"]]
 
 
 def test_a_dead_decoding_thread_makes_health_unhealthy_and_requests_fail_fast() -> None:
