@@ -293,3 +293,26 @@ def test_no_body_gets_a_5xx(client: TestClient, raw: bytes, path: str, content_t
     assert r.status_code < 500, (raw[:200], r.status_code, r.text)
     assert r.status_code in (200, 400, 401, 413, 415, 422), r.text
     assert client.get("/health").status_code == 200
+
+
+def test_the_printed_curl_carries_the_key_and_splits_as_a_shell_would() -> None:
+    import shlex
+
+    from utils.serving.deployment import Served
+
+    served = Served("m", "http://127.0.0.1:8000", "data_to_text", "m version 1", "k'ey")
+    words = shlex.split(served.curl())
+    assert words[words.index("-H") + 1] == "Authorization: Bearer k'ey"
+    assert json.loads(words[-1])["parameters"]["inputs"]
+    assert "Authorization" not in Served("m", "http://x", "data_to_text", "d").curl()
+
+
+def test_serving_settings_refuse_what_would_open_the_service_by_mistake() -> None:
+    from pydantic import ValidationError
+
+    assert ServingSection().auth and ServingSection().cors_origins == []
+    assert ServingSection().record == "sampled"
+    with pytest.raises(ValidationError, match="scheme://host"):
+        ServingSection(cors_origins=["evil.example"])
+    with pytest.raises(ValidationError):
+        ServingSection(record="sometimes")
