@@ -43,12 +43,8 @@ class ServingService(PipelineDeploymentService):
         self._invoke_models: tuple[Any, Any] | None = None
 
     def initialize(self) -> None:
-        import os
-
         from zenml.steps.step_context import get_or_create_run_context
 
-        # Per-request progress bars would fill the service's log; requests are logged.
-        os.environ.setdefault("TQDM_DISABLE", "1")
         super().initialize()  # runs the init hook: the model is loaded
         served = get_or_create_run_context().state
         if served is None:
