@@ -269,12 +269,6 @@ def test_serve_fast_path_answers_like_the_evaluation_safely_and_stops(
         assert r.json()["metadata"]["run_id"] is not None
         port = urlparse(url).port
 
-        # Reranked outputs depend on the input only (each input's candidates are seeded by
-        # the input), so however the requests were grouped into batches, the deployment
-        # answers as the evaluation scored and as run.py generate prints.
-        assert served == [expected[i] for i in inputs]
-        assert generated == served
-        assert answered == expected[inputs[0]]
     finally:  # never leave a service behind, whatever failed
         stopped = cli.main(["serve", "--stop", "--model", MODEL])
     assert stopped == 0
@@ -284,6 +278,13 @@ def test_serve_fast_path_answers_like_the_evaluation_safely_and_stops(
     # Stopping what is not running is a one-line error, not a traceback.
     assert cli.main(["serve", "--stop", "--model", MODEL]) == 2
     assert "no deployment named 'tiny-test-model'" in capsys.readouterr().err
+
+    # Reranked outputs depend on the input only (each input's candidates are seeded by
+    # the input), so however the requests were grouped into batches, the deployment
+    # answers as the evaluation scored and as run.py generate prints.
+    assert served == [expected[i] for i in inputs]
+    assert generated == served
+    assert answered == expected[inputs[0]]
 
 
 def test_serve_no_auth_says_what_it_opens(capsys) -> None:
