@@ -60,6 +60,9 @@ _ENDPOINT_FIELDS = {
     "SUBMIT_PATH": "submit_url_path",
     "HEALTH_PATH": "health_url_path",
 }
+# Model-version metadata key of a running deployment's counters (requests, inputs, errors
+# by status, latency p50/p95), rewritten every `serving.stats_every_s`.
+SERVING_STATS = "serving_stats"
 
 
 def __getattr__(name: str) -> str:

@@ -44,6 +44,8 @@ class Served:
     url: str
     task: str
     description: str
+    # The bearer key requests need; None when the deployment has none (`--no-auth`).
+    auth_key: str | None = None
 
     @property
     def invoke_url(self) -> str:
@@ -58,10 +60,21 @@ class Served:
         import json
 
         body = json.dumps({"parameters": {"inputs": inputs or [EXAMPLE_INPUTS[self.task]]}})
+        auth = (
+            f"-H {shlex.quote(f'Authorization: Bearer {self.auth_key}')} " if self.auth_key else ""
+        )
         return (
-            f"curl -s -X POST {self.invoke_url} -H 'Content-Type: application/json' "
+            f"curl -s -X POST {self.invoke_url} {auth}-H 'Content-Type: application/json' "
             f"-d {shlex.quote(body)}"
         )
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.auth_key}"} if self.auth_key else {}
+
+    @property
+    def openai_base_url(self) -> str:
+        return self.url.rstrip("/") + "/v1"
 
 
 def ensure_deployer() -> str:
@@ -105,6 +118,7 @@ def deploy(model: str, stage: str, cfg: PipelineConfig, port: int | None = None)
     flavor = ensure_deployer()
     port = port or serving.port
     deployer_settings: dict[str, Any] = {"lcm_timeout": serving.startup_timeout}
+    deployer_settings.update(_auth_settings(serving))
     if port is not None and flavor in _PORT_FLAVORS:
         deployer_settings["port"] = port
     pipeline = build_inference_pipeline(
@@ -123,7 +137,32 @@ def deploy(model: str, stage: str, cfg: PipelineConfig, port: int | None = None)
             f"`python run.py serve --stop --model {model}` removes what is left"
         ) from None
     version = f"{mv.number}" + (f" ({mv.name})" if mv.name != str(mv.number) else "")
-    return Served(model, deployment.url, task, f"{model} version {version}")
+    key = deployment.auth_key if serving.auth else None
+    return Served(model, deployment.url, task, f"{model} version {version}", key)
+
+
+def _auth_settings(serving: Any) -> dict[str, Any]:
+    """The deployer's auth settings: a key from the `serving.auth_secret` ZenML secret, a
+    generated one, or none (`serving.auth: false`)."""
+    if not serving.auth:
+        return {"auth_key": None, "generate_auth_key": False}
+    if serving.auth_secret is None:
+        return {"generate_auth_key": True}
+    from zenml.client import Client
+
+    try:
+        secret = Client().get_secret(serving.auth_secret)
+    except KeyError:
+        raise ServeError(
+            f"serving.auth_secret: no ZenML secret named {serving.auth_secret!r}"
+        ) from None
+    key = secret.secret_values.get("auth_key")
+    if not key:
+        raise ServeError(
+            f"serving.auth_secret: the secret {serving.auth_secret!r} has no 'auth_key' value "
+            f"(zenml secret update {serving.auth_secret} --auth_key=...)"
+        )
+    return {"auth_key": key}
 
 
 def _log_hint(name: str) -> str:
