@@ -27,7 +27,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir, viggo_sub
     return prepare_tiny(tmp_path_factory, tiny_model_dir, viggo_subset)
 
 
-def _config(tiny_model_dir: Path, viggo_subset: Path, **accelerate):
+def _config(tiny_model_dir: Path, viggo_subset: Path, model: dict | None = None, **accelerate):
     from utils.config import PipelineConfig
 
     training = {
@@ -37,7 +37,8 @@ def _config(tiny_model_dir: Path, viggo_subset: Path, **accelerate):
         # Large enough that 3 steps move the adapter visibly away from the base model.
         "learning_rate": 3e-2,
         "warmup_ratio": 0.0,
-        "save_steps": None,
+        # A Trainer checkpoint after every step (the FSDP runs used to crash at the first).
+        "save_steps": 1,
     }
     raw = tiny_config(
         tiny_model_dir,
@@ -45,7 +46,36 @@ def _config(tiny_model_dir: Path, viggo_subset: Path, **accelerate):
         training=training,
         accelerate={"num_processes": 2, **accelerate},
     )
+    raw["model"].update(model or {})
     return PipelineConfig.model_validate(raw)
+
+
+# Imported by every process started with `_failing_env` on its PYTHONPATH: in the rank named
+# by FAIL_RANK, the optimizer step after FAIL_AFTER_STEP raises (its checkpoint is written
+# and mirrored by then).
+FAILURE_HOOK = """
+import os
+if os.environ.get("RANK") is not None and os.environ.get("RANK") == os.environ.get("FAIL_RANK"):
+    import transformers.trainer as _trainer
+
+    _after = int(os.environ["FAIL_AFTER_STEP"])
+    _step = _trainer.Trainer.training_step
+
+    def training_step(self, *args, **kwargs):
+        if self.state.global_step >= _after:
+            raise RuntimeError(f"injected failure after step {_after}")
+        return _step(self, *args, **kwargs)
+
+    _trainer.Trainer.training_step = training_step
+"""
+
+
+def _failing_env(work: Path, rank: int, after_step: int) -> dict[str, str]:
+    hook = work / "hook"
+    hook.mkdir(parents=True, exist_ok=True)
+    (hook / "sitecustomize.py").write_text(FAILURE_HOOK)
+    path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "FAIL_RANK": str(rank), "FAIL_AFTER_STEP": str(after_step)}
 
 
 def _start(cfg, dataset: Path, work: Path, **env: str) -> subprocess.Popen:
@@ -78,7 +108,8 @@ def _wait(proc: subprocess.Popen, work: Path) -> dict | None:
 
 
 def _logits(model_dir: Path, adapter: Path | None):
-    """The logits of a fixed prompt: plain transformers + peft, nothing of this project."""
+    """The logits of a fixed prompt: plain transformers + peft, nothing of this project
+    (float32 base weights, whatever the adapter was trained on)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -105,6 +136,8 @@ def test_fsdp_trains_like_ddp_on_sharded_parameters(
     assert fsdp["strategy"] == "fsdp" and fsdp["world_size"] == 2
     assert fsdp["fsdp"]["version"] == 2
     assert fsdp["rank_steps"] == [STEPS, STEPS]
+    # A Trainer checkpoint at every step under both strategies (FSDP's gathered by rank 0).
+    assert fsdp["checkpoint_steps"] == ddp["checkpoint_steps"] == list(range(1, STEPS + 1))
     # Same data, same seed: the same loss at every step (reduction order aside).
     steps = [s for s, _ in fsdp["loss_history"]["train_loss"]]
     assert steps == [s for s, _ in ddp["loss_history"]["train_loss"]] and len(steps) == STEPS
@@ -124,6 +157,7 @@ def test_fsdp_trains_like_ddp_on_sharded_parameters(
     digests = fsdp["rank_weight_digests"]
     assert len(digests) == 2 and digests[0] == digests[1]
     assert fsdp["rank_saved_adapter"] == [True, False]
+    assert fsdp["fsdp_mixed_precision"] is None and fsdp["autocast"] == "no"  # float32
     # The prefix pass is off (logged and recorded); DDP keeps it.
     assert fsdp["shared_prompt_prefix"] is False
     assert fsdp["shared_prompt_prefix_off"].startswith("accelerate.strategy is fsdp")
@@ -164,6 +198,68 @@ def test_two_machines_on_localhost_train_as_one_world(
     assert main["rank_saved_adapter"] == [True, False]
     saved = [p.parent for w in works for p in w.glob("viggo-lora-adapter-*/adapter_config.json")]
     assert saved == [Path(main["adapter"])]
+
+
+@pytest.mark.parametrize(
+    ("model", "resume_from"),
+    [({"dtype": "bfloat16"}, "disk"), ({"quantization": "4bit", "dtype": "bfloat16"}, "store")],
+    ids=["bf16-autocast", "4bit-bf16-storage"],
+)
+def test_fsdp_checkpoints_survive_a_failed_rank_and_resume(
+    zenml_env: Path, tiny_model_dir: Path, viggo_subset: Path, prepared: Path, model, resume_from
+) -> None:
+    """Rank 1 fails after step 2: the launch ends with one line naming it, the two Trainer
+    checkpoints hold the whole LoRA weights (plain peft loads them), and the next run resumes
+    from step 2, from this disk or (as on another machine) from the artifact store's copy."""
+    import torch
+
+    from utils.training.checkpoints import (
+        checkpoint_folder,
+        clear_checkpoints,
+        is_complete,
+        list_checkpoints,
+    )
+    from utils.training.remote_checkpoints import CheckpointMirror
+
+    cfg = _config(tiny_model_dir, viggo_subset, model=model, strategy="fsdp")
+    failed = zenml_env / "failed"
+    proc = _start(cfg, prepared, failed, **_failing_env(failed, rank=1, after_step=2))
+    proc.wait(timeout=900)
+    log = (failed / "log.txt").read_text()
+    assert proc.returncode == 1, log[-4000:]
+    last = log.strip().splitlines()[-1]
+    assert last.startswith(
+        "error: finetune failed on rank 1: RuntimeError: injected failure after step 2 (traceback: "
+    ), last
+    assert "Traceback" not in log, log[-4000:]  # no wall from the ranks or the launcher
+
+    folder = checkpoint_folder(cfg)
+    saved = list_checkpoints(folder)
+    assert [p.name for p in saved] == ["checkpoint-1", "checkpoint-2"]
+    assert all(is_complete(p) for p in saved)
+    at_1, at_2 = (_logits(tiny_model_dir, p) for p in saved)
+    assert not torch.allclose(at_1, at_2, atol=1e-3)  # each holds its own step's weights
+    mirror = CheckpointMirror.for_config(cfg)
+    assert mirror.latest().step == 2
+    if resume_from == "store":
+        clear_checkpoints(folder)  # another machine: only the store's copy is left
+
+    work = zenml_env / "resumed"
+    resumed = _wait(_start(cfg, prepared, work), work)
+    assert resumed["resumed_from_step"] == 2
+    assert resumed["rank_steps"] == [STEPS, STEPS] and resumed["checkpoint_steps"] == [STEPS]
+    digests = resumed["rank_weight_digests"]
+    assert len(digests) == 2 and digests[0] == digests[1]
+    assert [s for s, _ in resumed["loss_history"]["train_loss"]] == list(range(1, STEPS + 1))
+    assert not folder.exists() and mirror.latest() is None  # a finished run leaves none
+    assert not torch.allclose(_logits(tiny_model_dir, Path(resumed["adapter"])), at_2, atol=1e-3)
+    assert resumed["dtype"] == "bfloat16"
+    if "quantization" in model:
+        assert resumed["quantization"] == "4bit" and resumed["autocast"] == "no"
+    else:
+        # Accelerate's FSDP mixed-precision policy for the bf16 autocast, as on GPUs.
+        assert resumed["autocast"] == "bf16"
+        assert resumed["fsdp_mixed_precision"]["param_dtype"] == "bfloat16"
 
 
 BAD = [
@@ -336,14 +432,73 @@ def test_70b_fsdp_qlora_config_fits_its_architecture(tmp_path: Path) -> None:
     assert set(launch) <= set(known), set(launch) - set(known)
 
 
-def test_launch_options_per_strategy_and_fsdp_version() -> None:
-    from utils.config import AccelerateSection
-    from utils.training.distributed import launch_kwargs
+def _accelerate_env(acc) -> dict[str, str]:
+    """What `accelerate launch` exports to the ranks for `acc`: our options through its own
+    parser (`launch_arguments`) and its own environment preparation."""
+    from accelerate.utils.launch import prepare_multi_gpu_env
 
-    ddp = launch_kwargs(AccelerateSection(num_processes=2), "no", environ={})
-    assert ddp["multi_gpu"] is True and "use_fsdp" not in ddp and ddp["num_machines"] == 1
-    v1 = {"version": 1, "reshard_after_forward": False}
-    acc = AccelerateSection(num_processes=2, strategy="fsdp", fsdp=v1)
-    fsdp1 = launch_kwargs(acc, "no", "LlamaDecoderLayer", environ={})
-    assert fsdp1["fsdp_version"] == "1" and fsdp1["fsdp_reshard_after_forward"] == "SHARD_GRAD_OP"
-    assert "multi_gpu" not in fsdp1  # accelerate allows only one of multi_gpu / use_fsdp
+    from utils.training.distributed import launch_arguments, launch_kwargs
+
+    args = launch_arguments(launch_kwargs(acc, "no", "LlamaDecoderLayer", environ={}))
+    return prepare_multi_gpu_env(args)
+
+
+FSDP2_PLUGINS = [
+    ({}, {"reshard_after_forward": True, "state_dict_type": "FULL_STATE_DICT"}),
+    (
+        {"reshard_after_forward": False, "state_dict_type": "SHARDED_STATE_DICT"},
+        {"reshard_after_forward": False, "state_dict_type": "SHARDED_STATE_DICT"},
+    ),
+    (
+        {"offload_params": True, "cpu_ram_efficient_loading": False},
+        {"offload": True, "cpu_ram_efficient_loading": False},
+    ),
+]
+
+
+@pytest.mark.parametrize(("fsdp", "expected"), FSDP2_PLUGINS, ids=["default", "zero2", "offload"])
+def test_fsdp_options_reach_accelerates_plugin(monkeypatch, fsdp, expected) -> None:
+    """The config's FSDP options, parsed by accelerate's launcher and read back by its own
+    plugin in the ranks' environment, are the ones the config says."""
+    from accelerate.utils import FullyShardedDataParallelPlugin
+    from torch.distributed.fsdp import CPUOffloadPolicy
+
+    from utils.config import AccelerateSection
+
+    env = _accelerate_env(AccelerateSection(num_processes=2, strategy="fsdp", fsdp=fsdp))
+    assert env["ACCELERATE_USE_FSDP"] == "true"
+    for key, value in env.items():
+        if key.startswith(("FSDP_", "ACCELERATE_")):
+            monkeypatch.setenv(key, value)
+    plugin = FullyShardedDataParallelPlugin()
+    assert plugin.fsdp_version == 2
+    assert plugin.reshard_after_forward is expected.get("reshard_after_forward", True)
+    assert plugin.state_dict_type.name == expected.get("state_dict_type", "FULL_STATE_DICT")
+    assert plugin.cpu_ram_efficient_loading is expected.get("cpu_ram_efficient_loading", True)
+    assert isinstance(plugin.cpu_offload, CPUOffloadPolicy) is expected.get("offload", False)
+    assert plugin.transformer_cls_names_to_wrap == ["LlamaDecoderLayer"]
+
+
+def test_launch_options_per_strategy_and_fsdp_version() -> None:
+    """DDP and FSDP1 through accelerate's parser and environment: the strategy and the
+    FSDP1 sharding strategy it exports; options it refuses are a one-line ConfigError."""
+    from utils.config import AccelerateSection, ConfigError
+    from utils.training.distributed import launch_arguments, launch_kwargs
+
+    ddp = launch_arguments(launch_kwargs(AccelerateSection(num_processes=2), "no", environ={}))
+    assert ddp.multi_gpu and not ddp.use_fsdp and ddp.num_processes == 2
+    assert "ACCELERATE_USE_FSDP" not in _accelerate_env(AccelerateSection(num_processes=2))
+    v1 = AccelerateSection(
+        num_processes=2, strategy="fsdp", fsdp={"version": 1, "reshard_after_forward": False}
+    )
+    fsdp1 = _accelerate_env(v1)
+    assert fsdp1["FSDP_VERSION"] == "1"
+    assert fsdp1["FSDP_RESHARD_AFTER_FORWARD"].upper() == "SHARD_GRAD_OP"
+    assert fsdp1["FSDP_USE_ORIG_PARAMS"] == "true"  # frozen and trainable weights share units
+    kwargs = launch_kwargs(v1, "no", "LlamaDecoderLayer", environ={})
+    with pytest.raises(ConfigError, match="invalid choice: '3'"):
+        launch_arguments({**kwargs, "fsdp_version": "3"})
+    with pytest.raises(ConfigError, match="unrecognized arguments: --fsdp_sharding"):
+        launch_arguments({**kwargs, "fsdp_sharding": 1})
+    with pytest.raises(ConfigError, match="reads --num_processes '2' as 2"):
+        launch_arguments({**kwargs, "num_processes": "2"})
