@@ -27,7 +27,13 @@ def prepared(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir, viggo_sub
     return prepare_tiny(tmp_path_factory, tiny_model_dir, viggo_subset)
 
 
-def _config(tiny_model_dir: Path, viggo_subset: Path, model: dict | None = None, **accelerate):
+def _config(
+    tiny_model_dir: Path,
+    viggo_subset: Path,
+    model: dict | None = None,
+    save_steps: int | None = 1,
+    **accelerate,
+):
     from utils.config import PipelineConfig
 
     training = {
@@ -37,8 +43,8 @@ def _config(tiny_model_dir: Path, viggo_subset: Path, model: dict | None = None,
         # Large enough that 3 steps move the adapter visibly away from the base model.
         "learning_rate": 3e-2,
         "warmup_ratio": 0.0,
-        # A Trainer checkpoint after every step (the FSDP runs used to crash at the first).
-        "save_steps": 1,
+        # By default a Trainer checkpoint after every step (FSDP used to crash at the first).
+        "save_steps": save_steps,
     }
     raw = tiny_config(
         tiny_model_dir,
@@ -183,6 +189,7 @@ def test_two_machines_on_localhost_train_as_one_world(
     cfg = _config(
         tiny_model_dir,
         viggo_subset,
+        save_steps=None,
         strategy="fsdp",
         num_machines=2,
         main_process_ip="127.0.0.1",
