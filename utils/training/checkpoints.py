@@ -35,7 +35,10 @@ ENV_VAR = "LORA_CHECKPOINT_DIR"
 SAVE_TOTAL_LIMIT = 2
 # Trainer writes trainer_state.json last: its presence (parseable) marks a whole checkpoint.
 STATE_FILE = "trainer_state.json"
-REQUIRED_FILES = (STATE_FILE, "optimizer.pt", "scheduler.pt")
+REQUIRED_FILES = (STATE_FILE, "scheduler.pt")
+# The optimizer state, one of: the Trainer's own file, or accelerate's FSDP files (a whole
+# state, FULL_STATE_DICT; a folder of shards, SHARDED_STATE_DICT).
+OPTIMIZER_FILES = ("optimizer.pt", "optimizer.bin", "optimizer_0")
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 # How to checkpoint, not what to train: changing these must not orphan a checkpoint.
 # data_dir and source are replaced by a hash of the files' content (same data elsewhere still
@@ -129,6 +132,8 @@ def state_matches(text: str, step: int) -> bool:
 
 def is_complete(path: Path) -> bool:
     if not all((path / name).is_file() for name in REQUIRED_FILES):
+        return False
+    if not any((path / name).exists() for name in OPTIMIZER_FILES):
         return False
     try:
         text = (path / STATE_FILE).read_text()
