@@ -6,7 +6,7 @@ adapter on the full test split with the evaluation step's own code, and writes J
 every point, so a long run keeps what it finished) and a PNG of ROUGE-L and SER against
 training rows, e.g.
 
-    python bench/data_curve.py --data-dir ../shared/data/viggo
+    python bench/data_curve.py
     python bench/data_curve.py --fractions 0.1 --augment none,substitute+permute \\
         --name data_curve_10pct
 
@@ -84,7 +84,7 @@ def run_point(
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "viggo")
+    p.add_argument("--data-dir", type=Path, help="a data folder (default: the config's source)")
     p.add_argument("--config", type=Path, default=ROOT / "configs" / "smollm2_cpu.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--fractions", default="0.05,0.1,0.25,0.5,1", help="comma-separated")
