@@ -7,6 +7,7 @@ Every user-facing mistake (unknown key, wrong type, bad value, missing file) is 
 from __future__ import annotations
 
 import difflib
+import json
 from pathlib import Path
 from typing import Any, get_args
 
@@ -63,7 +64,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
-        value = raw
+        # YAML refuses control characters even inside quotes; JSON takes them, so a quoted
+        # value reads as the string it quotes, not with its quotes.
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
     return key.split("."), value
 
 
