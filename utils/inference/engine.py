@@ -19,8 +19,6 @@ import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-ENGINES = ("continuous", "generate", "vllm")
-
 
 @dataclass(frozen=True)
 class Sampling:
