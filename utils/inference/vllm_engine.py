@@ -117,6 +117,8 @@ class VllmEngine(Engine):
             "trust_remote_code": source.trust_remote_code,
             "seed": 0,
         }
+        if token:
+            options["hf_token"] = token
         if source.quantization == "4bit":
             options["quantization"] = "bitsandbytes"
         lora, copy = None, None
