@@ -23,15 +23,8 @@ from typing import Any
 from utils.config import ModelSource
 from utils.core.errors import UserError
 from utils.data.prompts import encode_prompt
-from utils.inference.engine import (
-    Engine,
-    Generations,
-    Sampling,
-    Watch,
-    draw_seeds,
-    in_prompt_order,
-    rows_to_decode,
-)
+from utils.inference import engine as engines
+from utils.inference.engine import Engine, Generations, Sampling, Watch
 from utils.inference.stops import decoded_text, stops_for
 
 REQUIREMENTS = "requirements-vllm.txt"
@@ -159,7 +152,7 @@ class VllmEngine(Engine):
     ) -> Generations:
         if watch is not None:
             raise ValueError("the vllm engine cannot be steered while it decodes")
-        unique = rows_to_decode(prompts, sampling)
+        unique = engines.rows_to_decode(prompts, sampling)
         scored = scores or sampling is not None
         # logprobs=0: the chosen token's log-probability only (of the raw logits, before
         # temperature), summed in `cumulative_logprob`.
@@ -168,7 +161,9 @@ class VllmEngine(Engine):
             "stop_token_ids": self.stops,
             "logprobs": 0 if scored else None,
         }
-        seeds = draw_seeds(sampling.seed, unique) if sampling is not None else [None] * len(unique)
+        seeds: list[int | None] = [None] * len(unique)
+        if sampling is not None:
+            seeds = list(engines.draw_seeds(sampling.seed, unique))
         params = [self._params(sampling, seed, **common) for seed in seeds]
         requests = [{"prompt_token_ids": encode_prompt(self._tokenizer, p)} for p in unique]
         outputs = self.llm.generate(requests, params, use_tqdm=True, lora_request=self.lora)
@@ -176,4 +171,4 @@ class VllmEngine(Engine):
         texts = [decoded_text(self._tokenizer, ids, self.stop_at_newline) for ids in tokens]
         # Unscored (greedy, no scores asked): vLLM returns no cumulative log-probability.
         logprobs = [out.outputs[0].cumulative_logprob or 0.0 for out in outputs] if scored else None
-        return in_prompt_order(prompts, unique, texts, tokens, logprobs, "vllm")
+        return engines.in_prompt_order(prompts, unique, texts, tokens, logprobs, "vllm")
