@@ -174,3 +174,23 @@ def test_continuous_engine_matches_generate_with_eager_attention(tiny_model_dir:
     got = generate(model, tok, prompts, 3, 10, engine="continuous")
     want = generate(model, tok, prompts, 3, 10, engine="generate")
     assert got.texts == want.texts
+
+
+def test_newline_tokens_are_found_once_per_tokenizer(
+    tiny, tiny_model_dir: Path, monkeypatch
+) -> None:
+    """Finding them decodes the whole vocabulary (128k entries for Llama 3): once per
+    tokenizer, not per decode."""
+    from utils.modeling.loader import load_tokenizer
+
+    model, _ = tiny
+    tok = load_tokenizer(str(tiny_model_dir), padding_side="left")  # one no decode has seen
+    decodes = []
+    real = type(tok).batch_decode
+    monkeypatch.setattr(
+        type(tok), "batch_decode", lambda self, *a, **k: decodes.append(1) or real(self, *a, **k)
+    )
+    prompts = [build_prompt(tok, "inform(name[Tetris])", "SYS")]
+    first = generate(model, tok, prompts, 2, 3, stop_at_newline=True).texts
+    assert generate(model, tok, prompts, 2, 3, stop_at_newline=True).texts == first
+    assert len(decodes) == 1

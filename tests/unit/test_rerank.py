@@ -276,3 +276,43 @@ def test_a_prompt_in_later_refills_reuses_its_first_prefill(tiny, monkeypatch) -
     monkeypatch.setattr(continuous._Prefill, "MEMO_BYTES", 0)
     again = decode_continuous(model, [a, b, a, b, a, b], 2, 6, stops, pad, _Bar())
     assert again.tokens == waves.tokens and sum(runs) > 2
+
+
+def test_a_sampled_candidate_depends_on_its_prompt_and_draw_not_its_batch(tiny) -> None:
+    from utils.inference.engine import Sampling
+
+    model, tok = tiny
+    a, b = (build_prompt(tok, mr, "SYS") for mr in (TETRIS, PORTAL))
+    sampling = Sampling(1.5, 1.0, seed=1)
+    alone = generate(model, tok, [a, a, a], 4, 8, sampling=sampling).texts
+    # Other rows around it, a narrower batch (so other refills): the same three candidates.
+    mixed = generate(model, tok, [b, a, b, a, b, a], 2, 8, sampling=sampling).texts
+    assert mixed[1::2] == alone and len(set(alone)) > 1
+
+
+def test_a_reranked_output_is_the_same_alone_and_inside_a_batch(tiny) -> None:
+    """What serving relies on: a request's input gets the text the evaluation gave it,
+    whatever other requests' inputs were decoded with it."""
+    model, tok = tiny
+    mrs = [TETRIS, PORTAL, "request(specifier[fun], has_multiplayer[yes])",
+           "inform(name[Dirt: Showdown], release_year[2012])"]  # fmt: skip
+    prompts = [build_prompt(tok, mr, "SYS") for mr in mrs]
+    # Consensus: the chosen text depends on every candidate the input drew (a random model's
+    # outputs all fail, and by score greedy would win).
+    section = RerankSection(candidates=6, temperature=1.5, select="consensus")
+    engine = TransformersEngine(model, tok)
+
+    def rerank(ps: list[str], xs: list[str], batch_size: int = 4) -> list[str]:
+        out = generate_reranked(
+            engine, ps, xs, "data_to_text", section, batch_size=batch_size, max_new_tokens=6
+        )
+        return out.generations.texts
+
+    together = generate_reranked(
+        engine, prompts, mrs, "data_to_text", section, batch_size=4, max_new_tokens=6
+    )
+    assert together.stats["rerank_candidates_drawn"] > len(mrs)  # candidates were drawn
+    assert together.stats["rerank_changed"] > 0  # and chosen over greedy
+    for i in range(len(mrs)):
+        assert rerank([prompts[i]], [mrs[i]]) == [together.generations.texts[i]]
+    assert rerank(prompts[::-1], mrs[::-1], batch_size=3) == together.generations.texts[::-1]

@@ -221,13 +221,14 @@ def decode_continuous(
     sampling: Sampling | None = None,
     scores: bool = False,
     watch: TokenWatch | None = None,
+    seeds: list[int] | None = None,
 ) -> Decoded:
     """Decode every encoded prompt; `watch` (optional) orders the waiting prompts, sees each
     finished row and may drop waiting rows that are no longer needed (they come back with
-    no tokens)."""
+    no tokens). Sampled rows are seeded by `seeds` (one per encoded prompt)."""
     device = next(model.parameters()).device
     stop_ids = torch.tensor(stops, device=device)
-    pick = TokenPicker(sampling, device, scores)
+    pick = TokenPicker(sampling, seeds, scores)
     # Repeated prompts are sampled candidates, drawn in waves: later waves reuse the first
     # prefill. Greedy decodes get distinct prompts and keep the plain path.
     repeats = len(set(map(tuple, encoded))) < len(encoded)
@@ -252,7 +253,7 @@ def decode_continuous(
             cache, mask, logits = prefill([encoded[i] for i in rows])
             if repeats:
                 prefill.keep_only({tuple(encoded[i]) for i in pending})
-            first, chosen = pick(logits)
+            first, chosen = pick(logits, rows)
             fresh = range(len(batch), len(batch) + len(rows))
             batch.add(cache, mask, rows, first)
         else:
@@ -266,7 +267,7 @@ def decode_continuous(
                 use_cache=True,
                 logits_to_keep=1,
             ).logits
-            batch.next_token, chosen = pick(logits[:, -1])
+            batch.next_token, chosen = pick(logits[:, -1], batch.rows)
         # `next_token` holds each row's newest output token, not yet fed to the model; after
         # a refill only the new rows have one.
         tokens = batch.next_token.tolist()
@@ -282,5 +283,7 @@ def decode_continuous(
                 for slot in finished.nonzero().flatten().tolist():
                     row = batch.rows[slot]
                     watch.finished(row, out_tokens[row], logprobs[row] / len(out_tokens[row]))
+            for slot in finished.nonzero().flatten().tolist():
+                pick.forget(batch.rows[slot])
             batch.keep((~finished).nonzero().flatten())
     return Decoded(out_tokens, logprobs if scores else None)

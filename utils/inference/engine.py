@@ -19,8 +19,6 @@ import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-ENGINES = ("continuous", "generate", "vllm")
-
 
 @dataclass(frozen=True)
 class Sampling:
@@ -42,6 +40,16 @@ def draw_seed(seed: int, prompt: str, draw: int) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
+def draw_seeds(seed: int, prompts: list[str]) -> list[int]:
+    """`draw_seed` of each prompt, `draw` counting its repeats so far in `prompts`."""
+    seen: dict[str, int] = {}
+    seeds = []
+    for p in prompts:
+        seeds.append(draw_seed(seed, p, seen.get(p, 0)))
+        seen[p] = seen.get(p, 0) + 1
+    return seeds
+
+
 @dataclass
 class Generations:
     """What a decode returns: texts in prompt order, their scores, and its cost."""
@@ -54,6 +62,39 @@ class Generations:
     # The engine that ran: `continuous`, `generate`, `vllm`, or `generate (fallback: <why>)`
     # where the continuous engine was asked for and the model's cache rules it out.
     engine: str = "continuous"
+
+
+def rows_to_decode(prompts: list[str], sampling: Sampling | None) -> list[str]:
+    """What an engine decodes for `prompts`: each distinct prompt once when greedy (they get
+    identical outputs), every prompt when sampling (each is its own draw)."""
+    return list(dict.fromkeys(prompts)) if sampling is None else list(prompts)
+
+
+def in_prompt_order(
+    prompts: list[str],
+    decoded: list[str],
+    texts: list[str],
+    tokens: list[list[int]],
+    logprobs: list[float] | None,
+    engine: str,
+) -> Generations:
+    """`Generations` of `prompts` from the decode of `decoded` (`rows_to_decode`): per
+    decoded row its text, token ids and summed log-probability (None: not tracked)."""
+    if len(decoded) == len(prompts):
+        order = list(range(len(prompts)))
+    else:
+        index = {p: i for i, p in enumerate(decoded)}
+        order = [index[p] for p in prompts]
+    means = None
+    if logprobs is not None:
+        means = [lp / max(1, len(t)) for lp, t in zip(logprobs, tokens, strict=True)]
+    return Generations(
+        texts=[texts[i] for i in order],
+        new_tokens=sum(len(t) for t in tokens),
+        distinct_prompts=len(dict.fromkeys(prompts)),
+        scores=[means[i] for i in order] if means is not None else None,
+        engine=engine,
+    )
 
 
 class Watch:

@@ -13,7 +13,9 @@ Sampled candidates are drawn in waves inside one continuous decode: two candidat
 failing input, then two more, ...; an input stops drawing once a candidate passes the check,
 so easy inputs cost two candidates and only hard ones reach `candidates`. The two of a wave
 start together and share one prefill of their prompt (on a CPU the prefill is about half of
-a candidate's cost).
+a candidate's cost). An input's j-th candidate is seeded by (`rerank.seed`, its prompt, j)
+(`utils.inference.engine.draw_seed`): its reranked output is the same whatever else is
+decoded with it (the whole test split, or one served request).
 """
 
 from __future__ import annotations

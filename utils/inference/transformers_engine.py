@@ -21,7 +21,15 @@ from tqdm.auto import tqdm
 
 from utils.data.prompts import encode_prompt
 from utils.inference.continuous import TokenWatch, decode_continuous
-from utils.inference.engine import Engine, Generations, Sampling, Watch
+from utils.inference.engine import (
+    Engine,
+    Generations,
+    Sampling,
+    Watch,
+    draw_seeds,
+    in_prompt_order,
+    rows_to_decode,
+)
 from utils.inference.generate_decoder import decode_beams, decode_generate
 from utils.inference.stops import decoded_text, stops_for
 from utils.inference.token_batches import pad_id
@@ -94,7 +102,7 @@ class TransformersEngine(Engine):
         drop waiting ones (empty texts). ViGGO's test split repeats each MR for each of its
         references (1,083 rows, 359 MRs): greedy decodes each once."""
         model, tokenizer = self.model, self._tokenizer
-        unique = list(dict.fromkeys(prompts)) if sampling is None else list(prompts)
+        unique = rows_to_decode(prompts, sampling)
         encoded = [encode_prompt(tokenizer, p) for p in unique]
         model.eval()
         continuous = self.engine == "continuous" or sampling is not None
@@ -106,30 +114,18 @@ class TransformersEngine(Engine):
         if watch is not None and not continuous:
             raise ValueError("a watched decode needs the continuous engine (a plain KV cache)")
         run = decode_continuous if continuous else decode_generate
-        extra = {"watch": _TextWatch(watch, self.text)} if watch is not None else {}
+        extra: dict[str, Any] = {}
+        if watch is not None:
+            extra["watch"] = _TextWatch(watch, self.text)
+        if sampling is not None:
+            extra["seeds"] = draw_seeds(sampling.seed, unique)
         with tqdm(total=len(unique), desc=desc, unit="rows") as bar:
             decoded = run(
                 model, encoded, batch_size, max_new_tokens, self.stops, pad_id(tokenizer), bar,
                 sampling, scores or sampling is not None, **extra,
             )  # fmt: skip
         texts = [self.text(ids) for ids in decoded.tokens]
-        means = None
-        if decoded.logprobs is not None:
-            means = [
-                lp / max(1, len(t)) for lp, t in zip(decoded.logprobs, decoded.tokens, strict=True)
-            ]
-        if sampling is None:
-            index = {p: i for i, p in enumerate(unique)}
-            order = [index[p] for p in prompts]
-        else:
-            order = list(range(len(prompts)))
-        return Generations(
-            texts=[texts[i] for i in order],
-            new_tokens=sum(len(t) for t in decoded.tokens),
-            distinct_prompts=len(dict.fromkeys(prompts)),
-            scores=[means[i] for i in order] if means is not None else None,
-            engine=ran,
-        )
+        return in_prompt_order(prompts, unique, texts, decoded.tokens, decoded.logprobs, ran)
 
     @torch.inference_mode()
     def beam_candidates(

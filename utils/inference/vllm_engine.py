@@ -23,7 +23,8 @@ from typing import Any
 from utils.config import ModelSource
 from utils.core.errors import UserError
 from utils.data.prompts import encode_prompt
-from utils.inference.engine import Engine, Generations, Sampling, Watch, draw_seed
+from utils.inference import engine as engines
+from utils.inference.engine import Engine, Generations, Sampling, Watch
 from utils.inference.stops import decoded_text, stops_for
 
 REQUIREMENTS = "requirements-vllm.txt"
@@ -109,6 +110,8 @@ class VllmEngine(Engine):
             "trust_remote_code": source.trust_remote_code,
             "seed": 0,
         }
+        if token:
+            options["hf_token"] = token
         if source.quantization == "4bit":
             options["quantization"] = "bitsandbytes"
         lora, copy = None, None
@@ -123,7 +126,7 @@ class VllmEngine(Engine):
     def tokenizer(self) -> Any:
         return self._tokenizer
 
-    def _params(self, sampling: Sampling | None, prompt: str, draw: int, **common: Any) -> Any:
+    def _params(self, sampling: Sampling | None, seed: int | None, **common: Any) -> Any:
         from vllm import SamplingParams
 
         if sampling is None:
@@ -132,7 +135,7 @@ class VllmEngine(Engine):
             temperature=sampling.temperature,
             top_p=sampling.top_p,
             top_k=sampling.top_k,
-            seed=draw_seed(sampling.seed, prompt, draw),
+            seed=seed,
             **common,
         )
 
@@ -149,7 +152,7 @@ class VllmEngine(Engine):
     ) -> Generations:
         if watch is not None:
             raise ValueError("the vllm engine cannot be steered while it decodes")
-        unique = list(dict.fromkeys(prompts)) if sampling is None else list(prompts)
+        unique = engines.rows_to_decode(prompts, sampling)
         scored = scores or sampling is not None
         # logprobs=0: the chosen token's log-probability only (of the raw logits, before
         # temperature), summed in `cumulative_logprob`.
@@ -158,30 +161,14 @@ class VllmEngine(Engine):
             "stop_token_ids": self.stops,
             "logprobs": 0 if scored else None,
         }
-        seen: dict[str, int] = {}
-        params = []
-        for p in unique:
-            params.append(self._params(sampling, p, seen.get(p, 0), **common))
-            seen[p] = seen.get(p, 0) + 1
+        seeds: list[int | None] = [None] * len(unique)
+        if sampling is not None:
+            seeds = list(engines.draw_seeds(sampling.seed, unique))
+        params = [self._params(sampling, seed, **common) for seed in seeds]
         requests = [{"prompt_token_ids": encode_prompt(self._tokenizer, p)} for p in unique]
         outputs = self.llm.generate(requests, params, use_tqdm=True, lora_request=self.lora)
         tokens = [list(out.outputs[0].token_ids) for out in outputs]
         texts = [decoded_text(self._tokenizer, ids, self.stop_at_newline) for ids in tokens]
-        means = None
-        if scored:
-            means = [
-                (out.outputs[0].cumulative_logprob or 0.0) / max(1, len(ids))
-                for out, ids in zip(outputs, tokens, strict=True)
-            ]
-        if sampling is None:
-            index = {p: i for i, p in enumerate(unique)}
-            order = [index[p] for p in prompts]
-        else:
-            order = list(range(len(prompts)))
-        return Generations(
-            texts=[texts[i] for i in order],
-            new_tokens=sum(len(t) for t in tokens),
-            distinct_prompts=len(dict.fromkeys(prompts)),
-            scores=[means[i] for i in order] if means is not None else None,
-            engine="vllm",
-        )
+        # Unscored (greedy, no scores asked): vLLM returns no cumulative log-probability.
+        logprobs = [out.outputs[0].cumulative_logprob or 0.0 for out in outputs] if scored else None
+        return engines.in_prompt_order(prompts, unique, texts, tokens, logprobs, "vllm")
