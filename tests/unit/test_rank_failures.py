@@ -61,3 +61,19 @@ def test_a_launch_that_succeeds_leaves_no_folder(monkeypatch) -> None:
     with ranks_report_failures():
         folder = Path(os.environ[REPORT_DIR_ENV])
     assert not folder.exists()
+
+
+def test_a_rank_killed_without_a_report_is_named_from_the_launcher(monkeypatch) -> None:
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    monkeypatch.delenv(REPORT_DIR_ENV, raising=False)
+    killed = ProcessFailure(local_rank=0, pid=1, exitcode=-9, error_file="<N/A>")
+    with pytest.raises(RankFailed) as raised, ranks_report_failures():
+        try:
+            raise ChildFailedError("train.py", {0: killed})
+        except ChildFailedError as err:
+            raise RuntimeError("Accelerate training job failed.") from err
+    assert str(raised.value) == (
+        "finetune failed: rank 0 ended with signal SIGKILL and no report "
+        "(killed from outside, e.g. out of memory)"
+    )

@@ -91,7 +91,12 @@ def _launcher_failure(err: BaseException) -> str | None:
     if cause is None:
         return None
     rank, failure = cause.get_first_failure()
-    how = f"signal {failure.signal_name()}" if failure.signal else f"exit code {failure.exitcode}"
+    # A negative exit code is the signal that ended the process.
+    how = (
+        f"signal {failure.signal_name()}"
+        if failure.exitcode < 0
+        else f"exit code {failure.exitcode}"
+    )
     return f"rank {rank} ended with {how} and no report (killed from outside, e.g. out of memory)"
 
 
