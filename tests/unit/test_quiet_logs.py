@@ -22,6 +22,26 @@ def test_importing_peft_after_the_project_prints_no_kernels_warning() -> None:
     assert "kernels-community" not in done.stderr + done.stdout
 
 
+def test_peft_wrapping_a_model_warns_nothing_about_checkpointing(tmp_path: Path) -> None:
+    code = (
+        "import warnings, utils\n"
+        "from transformers import LlamaConfig, LlamaForCausalLM\n"
+        "from peft import LoraConfig, get_peft_model\n"
+        "m = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64,"
+        " num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2, vocab_size=64))\n"
+        "with warnings.catch_warnings(record=True) as seen:\n"
+        "    warnings.simplefilter('default')\n"
+        "    utils.quiet_logs.install()\n"
+        "    get_peft_model(m, LoraConfig(r=2, target_modules=['q_proj']))\n"
+        "print([str(w.message) for w in seen if 'checkpointing' in str(w.message)])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_the_filter_drops_that_warning_only(caplog) -> None:
     quiet_logs.install()
     quiet_logs.install()  # idempotent
