@@ -57,6 +57,18 @@ MEANINGS: dict[str, str] = {
     "dataset.split_ratio.seed": "seed of the carving",
     "dataset.max_malformed_fraction": "stop when more than this fraction of a split is "
     "malformed (empty or unparsable rows are skipped and counted)",
+    "dataset.train_fraction": "seeded share of the (cleaned) training rows kept, before "
+    "max_train_samples (smaller shares are subsets of larger ones)",
+    "dataset.dedupe": "drop exact duplicate training rows (listed in the data report)",
+    "dataset.drop_unfaithful": "drop training rows whose reference fails the slot checker "
+    "(ViGGO tasks)",
+    "dataset.drop_test_leaks": "drop training rows whose input is, or nearly is, a test input",
+    "dataset.near_duplicate_similarity": "word-set Jaccard from which two inputs count as "
+    "near-duplicates (leak check)",
+    "dataset.augment": "training-only augmentations: substitute (swap a quoted slot value in MR "
+    "and sentence), permute (reorder the MR's slots, data_to_text)",
+    "dataset.augment_factor": "new augmented rows per training row",
+    "dataset.augment_seed": "seed of the augmentation draws",
     # training
     "training.max_steps": "optimizer steps to train",
     "training.learning_rate": "peak learning rate",
@@ -136,6 +148,20 @@ MEANINGS: dict[str, str] = {
     "serving.max_input_chars": "a longer input gets a 413",
     "serving.max_batch_inputs": "inputs of concurrent requests decoded together",
     "serving.batch_window_ms": "how long the first request of a batch waits for others",
+    "serving.max_queued_inputs": "inputs waiting beyond which a request gets a 503 with "
+    "Retry-After",
+    "serving.request_timeout_s": "seconds (queue + decoding) after which a request gets a 504",
+    "serving.record": "which /invoke requests also become a pipeline run: none, sampled (one in "
+    "record_every, off the request's path) or every (ZenML's own per-request run)",
+    "serving.record_every": "with record: sampled, one request in this many is recorded",
+    "serving.stats_every_s": "seconds between writes of the service's counters to the "
+    "version's metadata (serving_stats); 0 = never",
+    "serving.auth": "require a bearer key (generated at deploy time); false = anyone who can "
+    "reach the port may call the model",
+    "serving.auth_secret": "ZenML secret whose auth_key holds the service's key (instead of a "
+    "generated one)",
+    "serving.cors_origins": "origins a browser may call the service from; empty = none",
+    "serving.torch_threads": "torch threads of the service process; null = one per core",
     "serving.rerank": "use the served version's evaluation.rerank; false = greedy only",
     "serving.port": "preferred port of the local deployer (a free one if taken)",
     "serving.startup_timeout": "seconds `serve` waits for the service to become healthy",
