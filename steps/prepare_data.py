@@ -11,6 +11,7 @@ from utils.modeling.loader import load_tokenizer
 from utils.modeling.resolve import resolve_model_path
 from utils.zenml_ops.scratch import scratch_folder
 from utils.zenml_ops.secrets import hf_token
+from utils.zenml_ops.step_context import step_memory
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +28,14 @@ def prepare_data(
     Only the dataset section and the tokenizer's model id are parameters, so changing
     training or evaluation settings re-uses this step from the cache.
     """
-    tokenizer = load_tokenizer(
-        resolve_model_path(base_model_id), trust_remote_code, token=hf_token(hf_token_secret)
-    )
-    out_dir = scratch_folder(DATASET)
-    meta = prepare_dataset(dataset, tokenizer, out_dir)
-    logger.info("Prepared splits %s; token lengths %s", meta["split_sizes"], meta["token_lengths"])
-    log_metadata(metadata=meta)
+    with step_memory():
+        tokenizer = load_tokenizer(
+            resolve_model_path(base_model_id), trust_remote_code, token=hf_token(hf_token_secret)
+        )
+        out_dir = scratch_folder(DATASET)
+        meta = prepare_dataset(dataset, tokenizer, out_dir)
+        logger.info(
+            "Prepared splits %s; token lengths %s", meta["split_sizes"], meta["token_lengths"]
+        )
+        log_metadata(metadata=meta)
     return out_dir
