@@ -26,6 +26,8 @@ COPY utils/ utils/
 COPY steps/ steps/
 COPY pipelines/ pipelines/
 COPY run.py .
+# The embedded ViGGO splits (dataset.source: embedded, the default; CC BY-SA 4.0, see its LICENSE.md).
+COPY data/viggo/ data/viggo/
 
 # No tokens here: HF_TOKEN comes from the environment or a ZenML secret at run time.
 # No ENTRYPOINT: orchestrators and step operators start their own command in this image.

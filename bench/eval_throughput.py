@@ -4,9 +4,9 @@ Runs `utils.evaluation.evaluator.evaluate_on_split` (what `evaluate_base` and
 `evaluate_finetuned` run: load, generate, score) once per engine and prints one JSON line
 per run with the wall time, the generation time, new tokens/s and the scores, e.g.
 
-    python bench/eval_throughput.py --data-dir ../shared/data/viggo
-    python bench/eval_throughput.py --data-dir ../shared/data/viggo --adapter DIR
-    python bench/eval_throughput.py --data-dir ../shared/data/viggo --engines continuous,generate
+    python bench/eval_throughput.py
+    python bench/eval_throughput.py --adapter DIR
+    python bench/eval_throughput.py --engines continuous,generate
     python bench/eval_throughput.py --adapter DIR --set "evaluation.rerank={candidates: 8}"
 """
 
@@ -35,7 +35,7 @@ from utils.modeling.resolve import resolve_model_path  # noqa: E402
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "viggo")
+    p.add_argument("--data-dir", type=Path, default=ROOT / "data" / "viggo")
     p.add_argument("--config", type=Path, default=ROOT / "configs" / "smollm2_cpu.yaml")
     p.add_argument("--model", help="base model id or folder (default: the config's)")
     p.add_argument("--adapter", type=Path, help="LoRA adapter folder (default: the base model)")

@@ -16,8 +16,14 @@ JSON line per variant and a table:
   checkpointing is not;
 - peak GPU memory of training, and the full-test evaluation's seconds.
 
-    python bench/gpu_check.py --data-dir ../shared/data/viggo --tokenizer TOKENIZER_DIR
+    python bench/gpu_check.py --tokenizer TOKENIZER_DIR
     python bench/gpu_check.py --shape tiny --steps 2 --eval-samples 4   # a CPU smoke run
+
+With `--engine vllm` it checks a decoding engine instead (`engine_check`): a short bf16 LoRA
+run gives an adapter, which the continuous engine (merged) and vLLM (unmerged, a
+`LoRARequest`) then decode greedily on the test split; it prints each engine's seconds and
+how many of the first 100 rows' outputs are equal. `--engine generate --shape tiny` is its
+CPU smoke run.
 
 Goals on an H100/H200 (issue 16): bf16 LoRA >= 45 % useful MFU, QLoRA >= 30 %, full test
 split evaluation <= 10 s. A random model never learns to stop, so its evaluation decodes
@@ -68,6 +74,8 @@ SHAPES: dict[str, dict[str, Any]] = {
 }
 GOALS = {"bf16": 0.45, "4bit": 0.30}
 EVAL_SECONDS_GOAL = 10.0
+# `--engine`: greedy outputs compared on the test split's first rows.
+COMPARED_ROWS = 100
 
 
 def random_model(shape: str, tokenizer_dir: Path, out: Path) -> Path:
@@ -186,9 +194,71 @@ def run_variant(
     }
 
 
+def engine_check(args: argparse.Namespace, model_dir: Path, data_dir: Path, work: Path) -> None:
+    """`args.engine` against the continuous engine on one adapter: seconds for the split,
+    and equal greedy outputs on its first `COMPARED_ROWS` rows."""
+    import gc
+
+    overrides = [
+        f"model.base_model_id={model_dir}",
+        f"training.max_steps={args.steps}",
+        "training.eval_steps=null",
+        "model.quantization=none",
+        "model.dtype=bfloat16",
+        "evaluation.rerank=null",
+        f"evaluation.max_samples={args.eval_samples if args.eval_samples else 'null'}",
+    ]
+    cfg = load_config(args.config, overrides + list(args.set), data_dir=str(data_dir))
+    train_lora(cfg, data_dir, work / "adapter")
+    rows, predictions = [], {}
+    for engine in ("continuous", args.engine):
+        evaluation = cfg.evaluation.model_copy(update={"engine": engine})
+        start = time.perf_counter()
+        metrics, records = evaluate_on_split(
+            data_dir, cfg.dataset.task, cfg.model.source(), evaluation, work / "adapter",
+            desc=f"eval {engine}",
+        )  # fmt: skip
+        predictions[engine] = [r["prediction"] for r in records]
+        rows.append(
+            {
+                "engine": metrics["engine"],
+                "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+                "rows": metrics["num_rows"],
+                "distinct_prompts": metrics["distinct_prompts"],
+                "eval_seconds": metrics["generation_seconds"],
+                "wall_seconds_with_load": round(time.perf_counter() - start, 1),
+                "new_tokens_per_s": metrics["new_tokens_per_second"],
+                "rougeL": round(metrics.get("rougeL", float("nan")), 4),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+        # The next engine needs the GPU's memory (vLLM takes most of what is free).
+        del metrics, records
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    a, b = predictions["continuous"][:COMPARED_ROWS], predictions[args.engine][:COMPARED_ROWS]
+    equal = sum(x == y for x, y in zip(a, b, strict=True))
+    differing = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+    summary = {
+        "compared_rows": len(a),
+        "equal_greedy_outputs": equal,
+        "all_equal": equal == len(a),
+        "first_differing_rows": differing[:5],
+        "speedup": round(rows[0]["eval_seconds"] / rows[1]["eval_seconds"], 2)
+        if rows[1]["eval_seconds"]
+        else None,
+    }
+    for i in differing[:3]:
+        print(json.dumps({"row": i, "continuous": a[i], args.engine: b[i]}), flush=True)
+    print(json.dumps(summary), flush=True)
+    if args.out:
+        args.out.write_text(json.dumps({"engines": rows, **summary}, indent=1))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "viggo")
+    p.add_argument("--data-dir", type=Path, default=ROOT / "data" / "viggo")
     p.add_argument("--tokenizer", type=Path, help="tokenizer folder (default: SmolLM2's)")
     p.add_argument("--config", type=Path, default=ROOT / "configs" / "llama3.yaml")
     p.add_argument("--shape", choices=sorted(SHAPES), default="llama3-8b")
@@ -197,7 +267,18 @@ def main() -> None:
     p.add_argument("--eval-samples", type=int, help="default: the full test split")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", type=Path, help="write the rows as JSON here")
+    p.add_argument(
+        "--engine",
+        choices=["vllm", "generate"],
+        help="check this decoding engine against the continuous one instead of training",
+    )
     args = p.parse_args()
+    if args.engine == "vllm":
+        from utils.inference.vllm_engine import vllm_problem
+
+        problem = vllm_problem()
+        if problem:
+            sys.exit(f"gpu_check: {problem}")
     if args.tokenizer is None:
         from utils.modeling.resolve import resolve_model_path
 
@@ -211,6 +292,9 @@ def main() -> None:
     (prepared / split_file("validation")).unlink(missing_ok=True)
     lengths = [len(r["input_ids"]) for r in read_jsonl(prepared / split_file("train"))]
     mean_length = sum(lengths) / len(lengths)
+    if args.engine:
+        engine_check(args, model_dir, prepared, work)
+        return
     peak = matmul_peak_flops()
     print(json.dumps({"matmul_peak_tflops": round(peak / 1e12, 1)}), flush=True)
     rows = []

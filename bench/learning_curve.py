@@ -6,7 +6,7 @@ evaluation step's own code (`evaluate_on_split`: the config's decoding, rerankin
 included). Prints one JSON line per checkpoint and a table, and writes JSON + PNG
 (ROUGE-L and SER against training minutes), e.g.
 
-    python bench/learning_curve.py --data-dir ../shared/data/viggo --at 60,120,240,480
+    python bench/learning_curve.py --at 60,120,240,480
     python bench/learning_curve.py --config configs/smollm2_cpu.yaml --split validation \\
         --set training.learning_rate=2e-3 --at 100,200,300 --name lr2e-3
 
@@ -64,7 +64,7 @@ class SaveAt(TrainerCallback):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "viggo")
+    p.add_argument("--data-dir", type=Path, default=ROOT / "data" / "viggo")
     p.add_argument("--config", type=Path, default=ROOT / "configs" / "smollm2_cpu.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--at", default="60,120,240,480", help="steps to score, comma-separated")

@@ -32,10 +32,11 @@ from utils.core.names import split_file  # noqa: E402
 from utils.data.jsonl import read_jsonl  # noqa: E402
 from utils.data.prepare import prepare_dataset  # noqa: E402
 from utils.evaluation.evaluator import length_references, select_rows  # noqa: E402
-from utils.evaluation.task_metrics import compute_metrics  # noqa: E402
-from utils.inference.decoding import Sampling  # noqa: E402
-from utils.inference.generation import generate, max_new_tokens_for  # noqa: E402
+from utils.inference.engine import Sampling  # noqa: E402
 from utils.inference.rerank import CandidatePool, output_errors  # noqa: E402
+from utils.inference.stops import max_new_tokens_for  # noqa: E402
+from utils.inference.transformers_engine import generate  # noqa: E402
+from utils.metrics.task_metrics import compute_metrics  # noqa: E402
 from utils.modeling.loader import load_model, load_tokenizer  # noqa: E402
 
 SHOWN = ("rougeL", "multiref_rougeL", "multiref_bleu", "ser", "exact_match", "slot_f1")
@@ -53,7 +54,7 @@ def _rules(pool: CandidatePool) -> dict[str, str]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "viggo")
+    p.add_argument("--data-dir", type=Path, default=ROOT / "data" / "viggo")
     p.add_argument("--config", type=Path, default=ROOT / "configs" / "smollm2_cpu.yaml")
     p.add_argument("--adapter", type=Path, required=True, help="LoRA adapter folder")
     p.add_argument("--split", default="validation", choices=["validation", "test"])

@@ -16,7 +16,7 @@ run; each variant trains in its own subprocess so that its peak memory is its ow
 
 "Useful" tokens are the rows' real (non-padding) tokens. Prints one JSON line, e.g.
 
-    python bench/train_throughput.py --data-dir ../shared/data/viggo
+    python bench/train_throughput.py
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ def prepare(args: argparse.Namespace, out: Path) -> int:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "viggo")
+    p.add_argument("--data-dir", type=Path, default=ROOT / "data" / "viggo")
     p.add_argument("--config", type=Path, default=ROOT / "configs" / "smollm2_cpu.yaml")
     p.add_argument("--model", help="model id or folder (default: the config's base model)")
     p.add_argument("--rows", type=int, default=24, help="training rows (all seen once)")

@@ -34,7 +34,7 @@ evaluate_finetuned = evaluate.with_options(substitutions={"stage": EvalStage.FIN
 @pipeline
 def llm_lora_finetuning(config: PipelineConfig) -> None:
     m, task = config.model, config.dataset.task
-    dataset = prepare_data(
+    dataset, _ = prepare_data(
         dataset=config.dataset,
         base_model_id=m.base_model_id,
         trust_remote_code=m.trust_remote_code,

@@ -8,7 +8,7 @@
    name of the DAG is in the page's text;
 5. stops the server by its PID.
 
-    python scripts/dashboard_smoke.py [--data-dir ../shared/data/viggo] [--screenshot out.png]
+    python scripts/dashboard_smoke.py [--data-dir DIR (default: data/viggo)] [--screenshot out.png]
 
 Exits non-zero with one line saying which check failed.
 """
@@ -111,10 +111,15 @@ def make_tiny_model(out: Path) -> Path:
 
 
 def make_subset(data_dir: Path, out: Path) -> Path:
+    """The first rows of each split of `data_dir` (any layout the loader reads), as JSONL."""
+    sys.path.insert(0, str(ROOT))
+    from utils.data.sources import load_local_splits
+
     out.mkdir(parents=True)
+    splits = load_local_splits(data_dir)
     for split, n in (("train", 24), ("validation", 4), ("test", 6)):
-        lines = (data_dir / f"{split}.jsonl").read_text().splitlines()[:n]
-        (out / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+        rows = splits[split][:n]
+        (out / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return out
 
 
@@ -175,7 +180,7 @@ def render(url: str, screenshot: Path, chromium: str, wait_s: float = 90) -> str
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "viggo")
+    p.add_argument("--data-dir", type=Path, default=ROOT / "data" / "viggo")
     p.add_argument("--screenshot", type=Path, default=Path(tempfile.gettempdir()) / "run.png")
     p.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
     args = p.parse_args()

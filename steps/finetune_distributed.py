@@ -2,14 +2,23 @@ import json
 import sys
 from pathlib import Path
 
+import torch
 from zenml import log_metadata, step
 
 from steps.finetune import FinetuneOutputs, finetune, training_curve_png
-from utils.config import PipelineConfig
+from utils.config import ConfigError, PipelineConfig
+from utils.core.errors import UserError
 from utils.core.names import TRACKER_METRICS, TRAINING
 from utils.modeling.architecture import fsdp_wrap_layer
 from utils.modeling.precision import precision_for
-from utils.training.distributed import launch_env, launch_kwargs, machines_for
+from utils.training.distributed import (
+    launch_arguments,
+    launch_env,
+    launch_kwargs,
+    machines_for,
+)
+from utils.training.fsdp import cpu_fsdp_problem
+from utils.training.rank_failures import ranks_report_failures
 from utils.training.remote_checkpoints import prefetch
 from utils.zenml_ops.scratch import adopt_scratch_folder
 from utils.zenml_ops.step_context import step_memory
@@ -30,12 +39,17 @@ def launch_finetune(config_json: str, dataset: Path) -> FinetuneOutputs | None:
     precision = precision_for(cfg.model.source())
     fsdp = cfg.accelerate.strategy == "fsdp"
     wrap = fsdp_wrap_layer(cfg.model.source(), cfg.accelerate.fsdp) if fsdp else None
+    problem = cpu_fsdp_problem(cfg.accelerate.fsdp.version, torch.cuda.is_available())
+    if fsdp and problem is not None:
+        raise ConfigError(problem)
     launch = launch_kwargs(cfg.accelerate, precision.launcher_mixed_precision, wrap)
+    launch_arguments(launch)  # what accelerate's own parser accepts, before anything runs
     launched = run_with_accelerate(finetune.copy(), **launch)
     prefetch(cfg)  # a retry on another machine: every rank resumes what the store holds
     with launch_env():
         try:
-            return launched.entrypoint(config_json=config_json, dataset=str(dataset))
+            with ranks_report_failures():  # a failed rank: one line, RankFailed
+                return launched.entrypoint(config_json=config_json, dataset=str(dataset))
         except FileNotFoundError:
             # ZenML's launcher reads the return value that global rank 0 pickled on its
             # own machine; another machine's launch finds no such file once its ranks
@@ -52,7 +66,7 @@ def finetune_distributed(config_json: str, dataset: Path) -> FinetuneOutputs:
     A module-level step that remote orchestrators can load by source. The children have no
     step context, so this (parent) step logs what they return, to ZenML and to the
     experiment tracker. In a multi-node run this step runs on the main machine
-    (machine_rank 0); see README for the other machines.
+    (machine_rank 0); see docs/distributed.md for the other machines.
     """
     # This (launcher) process's memory; the ranks' is rank 0's, in the training summary.
     with step_memory():
@@ -84,7 +98,10 @@ def main(argv: list[str]) -> None:
     Machine 0 writes rank 0's summary (with the adapter folder) to SUMMARY_JSON.
     """
     config_file, dataset = argv[:2]
-    outputs = launch_finetune(Path(config_file).read_text(), Path(dataset))
+    try:
+        outputs = launch_finetune(Path(config_file).read_text(), Path(dataset))
+    except UserError as err:
+        sys.exit("error: " + " ".join(str(err).split()))  # one line, exit status 1
     if outputs is not None and len(argv) > 2:
         adapter, summary, _ = outputs
         Path(argv[2]).write_text(json.dumps({**summary, "adapter": str(adapter)}))

@@ -1,12 +1,15 @@
+import json
 import logging
 from pathlib import Path
 from typing import Annotated
 
 from zenml import log_metadata, step
+from zenml.types import HTMLString
 
 from utils.config import DatasetSection
-from utils.core.names import DATASET
-from utils.data.prepare import prepare_dataset
+from utils.core.names import DATA_REPORT, DATASET
+from utils.data.prepare import DATA_REPORT_FILE, prepare_dataset
+from utils.data.report_html import data_report_html
 from utils.modeling.loader import load_tokenizer
 from utils.modeling.resolve import resolve_model_path
 from utils.zenml_ops.scratch import scratch_folder
@@ -22,11 +25,14 @@ def prepare_data(
     base_model_id: str,
     trust_remote_code: bool = False,
     hf_token_secret: str | None = None,
-) -> Annotated[Path, DATASET]:
-    """Load ViGGO (hub or local folder), format prompts with the model's template, tokenize.
+) -> tuple[Annotated[Path, DATASET], Annotated[HTMLString, DATA_REPORT]]:
+    """Load the data (hub or local folder), report on it, clean and augment training rows
+    if asked, format prompts with the model's template, tokenize.
 
     Only the dataset section and the tokenizer's model id are parameters, so changing
-    training or evaluation settings re-uses this step from the cache.
+    training or evaluation settings re-uses this step from the cache. The data report
+    (duplicates, conflicts, lengths, slot counts, unfaithful references, test leaks, what
+    cleaning removed and augmentation added) is an HTML artifact; its counts are metadata.
     """
     with step_memory():
         tokenizer = load_tokenizer(
@@ -38,4 +44,5 @@ def prepare_data(
             "Prepared splits %s; token lengths %s", meta["split_sizes"], meta["token_lengths"]
         )
         log_metadata(metadata=meta)
-    return out_dir
+        report = json.loads((out_dir / DATA_REPORT_FILE).read_text())
+    return out_dir, HTMLString(data_report_html(report, f"Data report: {dataset.task}"))

@@ -6,7 +6,9 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 # Before anything imports zenml.
 os.environ["ZENML_ANALYTICS_OPT_IN"] = "false"
@@ -19,10 +21,19 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# The data sits next to the repository (../shared), never inside it.
-VIGGO_DIR = ROOT.parent / "shared" / "data" / "viggo"
-needs_data = pytest.mark.skipif(not VIGGO_DIR.is_dir(), reason=f"no ViGGO data at {VIGGO_DIR}")
 sys.path.insert(0, str(ROOT))
+
+from utils.data.embedded import EMBEDDED_DIR, gem_rows  # noqa: E402
+
+# The ViGGO files shipped in data/viggo/: every test that needs the real data has it.
+VIGGO_DIR = EMBEDDED_DIR
+
+
+def needs_data(test: Callable[..., Any]) -> Callable[..., Any]:
+    """No-op: the data ships with the repository, so no test skips for the lack of it."""
+    return test
+
+
 # Subprocesses (run.py, Accelerate children) must import the project too.
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
@@ -80,10 +91,8 @@ def zenml_env(tmp_path: Path, zenml_template: Path, monkeypatch: pytest.MonkeyPa
 
 
 def viggo_rows(split: str) -> list[dict]:
-    if not VIGGO_DIR.is_dir():
-        pytest.skip(f"ViGGO data not found at {VIGGO_DIR}")
-    with (VIGGO_DIR / f"{split}.jsonl").open() as f:
-        return [json.loads(line) for line in f]
+    """One ViGGO split in the hub's GEM layout (`meaning_representation`, `target`, ...)."""
+    return gem_rows(split)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
-"""FSDP on 2 CPU ranks (gloo), a 2-"machine" launch on this host, the refused combinations,
-and the 70B FSDP-QLoRA config checked against its architecture without weights.
+"""FSDP launches on 2 CPU ranks (gloo): the same training as DDP, Trainer checkpoints under
+float32, bf16 autocast and 4-bit, a failed rank and the resume after it, and a 2-"machine"
+launch on this host. The refused combinations and the launch options: test_fsdp_config.py.
 
 Every launch goes through `steps.finetune_distributed.launch_finetune`, the function the
 pipeline's step calls: ZenML's run_with_accelerate, then `accelerate launch`.
@@ -14,10 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.conftest import ROOT, prepare_tiny, tiny_config
-from tests.unit.test_modeling import ARCHITECTURES
+from tests.conftest import prepare_tiny, tiny_config
 
 STEPS = 3
 
@@ -27,7 +26,13 @@ def prepared(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir, viggo_sub
     return prepare_tiny(tmp_path_factory, tiny_model_dir, viggo_subset)
 
 
-def _config(tiny_model_dir: Path, viggo_subset: Path, **accelerate):
+def _config(
+    tiny_model_dir: Path,
+    viggo_subset: Path,
+    model: dict | None = None,
+    save_steps: int | None = 1,
+    **accelerate,
+):
     from utils.config import PipelineConfig
 
     training = {
@@ -37,7 +42,8 @@ def _config(tiny_model_dir: Path, viggo_subset: Path, **accelerate):
         # Large enough that 3 steps move the adapter visibly away from the base model.
         "learning_rate": 3e-2,
         "warmup_ratio": 0.0,
-        "save_steps": None,
+        # By default a Trainer checkpoint after every step (FSDP used to crash at the first).
+        "save_steps": save_steps,
     }
     raw = tiny_config(
         tiny_model_dir,
@@ -45,7 +51,36 @@ def _config(tiny_model_dir: Path, viggo_subset: Path, **accelerate):
         training=training,
         accelerate={"num_processes": 2, **accelerate},
     )
+    raw["model"].update(model or {})
     return PipelineConfig.model_validate(raw)
+
+
+# Imported by every process started with `_failing_env` on its PYTHONPATH: in the rank named
+# by FAIL_RANK, the optimizer step after FAIL_AFTER_STEP raises (its checkpoint is written
+# and mirrored by then).
+FAILURE_HOOK = """
+import os
+if os.environ.get("RANK") is not None and os.environ.get("RANK") == os.environ.get("FAIL_RANK"):
+    import transformers.trainer as _trainer
+
+    _after = int(os.environ["FAIL_AFTER_STEP"])
+    _step = _trainer.Trainer.training_step
+
+    def training_step(self, *args, **kwargs):
+        if self.state.global_step >= _after:
+            raise RuntimeError(f"injected failure after step {_after}")
+        return _step(self, *args, **kwargs)
+
+    _trainer.Trainer.training_step = training_step
+"""
+
+
+def _failing_env(work: Path, rank: int, after_step: int) -> dict[str, str]:
+    hook = work / "hook"
+    hook.mkdir(parents=True, exist_ok=True)
+    (hook / "sitecustomize.py").write_text(FAILURE_HOOK)
+    path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "FAIL_RANK": str(rank), "FAIL_AFTER_STEP": str(after_step)}
 
 
 def _start(cfg, dataset: Path, work: Path, **env: str) -> subprocess.Popen:
@@ -78,7 +113,8 @@ def _wait(proc: subprocess.Popen, work: Path) -> dict | None:
 
 
 def _logits(model_dir: Path, adapter: Path | None):
-    """The logits of a fixed prompt: plain transformers + peft, nothing of this project."""
+    """The logits of a fixed prompt: plain transformers + peft, nothing of this project
+    (float32 base weights, whatever the adapter was trained on)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -105,6 +141,8 @@ def test_fsdp_trains_like_ddp_on_sharded_parameters(
     assert fsdp["strategy"] == "fsdp" and fsdp["world_size"] == 2
     assert fsdp["fsdp"]["version"] == 2
     assert fsdp["rank_steps"] == [STEPS, STEPS]
+    # A Trainer checkpoint at every step under both strategies (FSDP's gathered by rank 0).
+    assert fsdp["checkpoint_steps"] == ddp["checkpoint_steps"] == list(range(1, STEPS + 1))
     # Same data, same seed: the same loss at every step (reduction order aside).
     steps = [s for s, _ in fsdp["loss_history"]["train_loss"]]
     assert steps == [s for s, _ in ddp["loss_history"]["train_loss"]] and len(steps) == STEPS
@@ -124,6 +162,7 @@ def test_fsdp_trains_like_ddp_on_sharded_parameters(
     digests = fsdp["rank_weight_digests"]
     assert len(digests) == 2 and digests[0] == digests[1]
     assert fsdp["rank_saved_adapter"] == [True, False]
+    assert fsdp["fsdp_mixed_precision"] is None and fsdp["autocast"] == "no"  # float32
     # The prefix pass is off (logged and recorded); DDP keeps it.
     assert fsdp["shared_prompt_prefix"] is False
     assert fsdp["shared_prompt_prefix_off"].startswith("accelerate.strategy is fsdp")
@@ -149,6 +188,7 @@ def test_two_machines_on_localhost_train_as_one_world(
     cfg = _config(
         tiny_model_dir,
         viggo_subset,
+        save_steps=None,
         strategy="fsdp",
         num_machines=2,
         main_process_ip="127.0.0.1",
@@ -166,184 +206,63 @@ def test_two_machines_on_localhost_train_as_one_world(
     assert saved == [Path(main["adapter"])]
 
 
-BAD = [
-    ("fsdp-one-process", {"accelerate.strategy": "fsdp"}, "needs accelerate.num_processes >= 2"),
-    (
-        "fsdp-8bit",
-        {
-            "accelerate.strategy": "fsdp",
-            "accelerate.num_processes": 2,
-            "model.quantization": "8bit",
-        },
-        "model.quantization=8bit cannot be sharded",
-    ),
-    (
-        "fsdp-validation",
-        {
-            "accelerate.strategy": "fsdp",
-            "accelerate.num_processes": 2,
-            "training.validation_steps": 1,
-        },
-        "training.validation_steps is not supported with accelerate.strategy=fsdp",
-    ),
-    (
-        "fsdp-wrap-layer",
-        {
-            "accelerate.strategy": "fsdp",
-            "accelerate.num_processes": 2,
-            "accelerate.fsdp.wrap_layer": "NoSuchLayer",
-        },
-        "accelerate.fsdp.wrap_layer='NoSuchLayer' is no module class",
-    ),
-    (
-        "machines-no-address",
-        {"accelerate.num_processes": 2, "accelerate.num_machines": 2},
-        "needs the main machine's address",
-    ),
-    (
-        "processes-per-machine",
-        {"accelerate.num_processes": 3, "accelerate.num_machines": 2},
-        "must be a multiple of accelerate.num_machines=2",
-    ),
-]
-
-
-def _refused(argv: list[str], capsys) -> str:
-    from zenml.client import Client
-
-    import run
-
-    capsys.readouterr()
-    assert run.main(argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    assert Client().list_pipeline_runs().total == 0
-    assert Client().list_models().total == 0
-    return err[0]
-
-
-@pytest.mark.parametrize(("sets", "phrase"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
-def test_unsupported_combination_exits_2_with_one_line(
-    zenml_env: Path, tiny_model_dir, viggo_subset, monkeypatch, capsys, sets, phrase
+@pytest.mark.parametrize(
+    ("model", "resume_from"),
+    [({"dtype": "bfloat16"}, "disk"), ({"quantization": "4bit", "dtype": "bfloat16"}, "store")],
+    ids=["bf16-autocast", "4bit-bf16-storage"],
+)
+def test_fsdp_checkpoints_survive_a_failed_rank_and_resume(
+    zenml_env: Path, tiny_model_dir: Path, viggo_subset: Path, prepared: Path, model, resume_from
 ) -> None:
-    from utils.training.distributed import MACHINE_ENV
-
-    for names in MACHINE_ENV.values():
-        for name in names:
-            monkeypatch.delenv(name, raising=False)
-    config = zenml_env / "tiny.yaml"
-    config.write_text(yaml.safe_dump(tiny_config(tiny_model_dir, viggo_subset)))
-    argv = ["--config", str(config)]
-    for key, value in sets.items():
-        argv += ["--set", f"{key}={value}"]
-    assert phrase in _refused(argv, capsys)
-
-
-def test_fsdp_4bit_without_a_shardable_storage_dtype_is_refused(
-    zenml_env: Path, tiny_model_dir, viggo_subset, monkeypatch, capsys
-) -> None:
-    """If the 4-bit config lost its storage dtype (uint8 weights, which accelerate leaves
-    unsharded on every rank with only a warning), preflight says so before any step."""
-    import utils.modeling.quantization as quantization
-
-    build = quantization.quantization_config
-    monkeypatch.setattr(
-        quantization, "quantization_config", lambda q, dtype, fsdp=False: build(q, dtype)
-    )
-    config = zenml_env / "tiny.yaml"
-    config.write_text(yaml.safe_dump(tiny_config(tiny_model_dir, viggo_subset)))
-    sets = ["accelerate.strategy=fsdp", "accelerate.num_processes=2", "model.quantization=4bit"]
-    argv = ["--config", str(config)] + [a for s in sets for a in ("--set", s)]
-    assert "needs bnb_4bit_quant_storage to be a floating dtype" in _refused(argv, capsys)
-
-
-def test_4bit_under_fsdp_is_stored_in_the_compute_dtype() -> None:
+    """Rank 1 fails after step 2: the launch ends with one line naming it, the two Trainer
+    checkpoints hold the whole LoRA weights (plain peft loads them), and the next run resumes
+    from step 2, from this disk or (as on another machine) from the artifact store's copy."""
     import torch
 
-    from utils.modeling.quantization import quantization_config
-
-    assert quantization_config("4bit", torch.bfloat16, fsdp=True).bnb_4bit_quant_storage in (
-        torch.bfloat16,
-        "bfloat16",
+    from utils.training.checkpoints import (
+        checkpoint_folder,
+        clear_checkpoints,
+        is_complete,
+        list_checkpoints,
     )
-    # Without FSDP bitsandbytes' default (uint8) stays: its CPU kernels expect it.
-    assert quantization_config("4bit", torch.bfloat16).bnb_4bit_quant_storage in (
-        torch.uint8,
-        "uint8",
-    )
+    from utils.training.remote_checkpoints import CheckpointMirror
 
+    cfg = _config(tiny_model_dir, viggo_subset, model=model, strategy="fsdp")
+    failed = zenml_env / "failed"
+    proc = _start(cfg, prepared, failed, **_failing_env(failed, rank=1, after_step=2))
+    proc.wait(timeout=900)
+    log = (failed / "log.txt").read_text()
+    assert proc.returncode == 1, log[-4000:]
+    last = log.strip().splitlines()[-1]
+    assert last.startswith(
+        "error: finetune failed on rank 1: RuntimeError: injected failure after step 2 (traceback: "
+    ), last
+    assert "Traceback" not in log, log[-4000:]  # no wall from the ranks or the launcher
 
-def test_machines_come_from_the_config_else_the_cluster_environment() -> None:
-    from utils.config import AccelerateSection
-    from utils.training.distributed import machines_for
+    folder = checkpoint_folder(cfg)
+    saved = list_checkpoints(folder)
+    assert [p.name for p in saved] == ["checkpoint-1", "checkpoint-2"]
+    assert all(is_complete(p) for p in saved)
+    at_1, at_2 = (_logits(tiny_model_dir, p) for p in saved)
+    assert not torch.allclose(at_1, at_2, atol=1e-3)  # each holds its own step's weights
+    mirror = CheckpointMirror.for_config(cfg)
+    assert mirror.latest().step == 2
+    if resume_from == "store":
+        clear_checkpoints(folder)  # another machine: only the store's copy is left
 
-    sky = {"SKYPILOT_NUM_NODES": "2", "SKYPILOT_NODE_RANK": "1"}
-    sky["SKYPILOT_NODE_IPS"] = "10.0.0.5\n10.0.0.6"
-    m = machines_for(AccelerateSection(num_processes=16), sky)
-    assert (m.num_machines, m.machine_rank, m.main_process_ip) == (2, 1, "10.0.0.5")
-    assert m.main_process_port == 29500  # machines agree on accelerate's default port
-    torchrun = {"NNODES": "2", "NODE_RANK": "0", "MASTER_ADDR": "head", "MASTER_PORT": "6000"}
-    m = machines_for(AccelerateSection(num_processes=4, machine_rank=1), torchrun)
-    assert (m.machine_rank, m.main_process_ip, m.main_process_port) == (1, "head", 6000)
-
-
-# Llama-3.1-70B's config.json, the fields that shape the model (written once, with the
-# other shipped configs' architectures).
-LLAMA_70B = ARCHITECTURES["meta-llama/Llama-3.1-70B-Instruct"][1]
-
-
-def test_70b_fsdp_qlora_config_fits_its_architecture(tmp_path: Path) -> None:
-    """configs/llama3_70b_fsdp_qlora.yaml against Llama-3.1-70B's architecture on the meta
-    device (no weights): LoRA targets exist, FSDP wraps its decoder layers, the launch says
-    FSDP2 over 8 ranks, and 4-bit weights are stored shardably."""
-    import torch
-    from transformers import LlamaConfig
-
-    from utils.config import load_config
-    from utils.modeling.architecture import (
-        check_lora_fits,
-        decoder_layer_class,
-        fsdp_wrap_layer,
-        meta_model,
-    )
-    from utils.modeling.precision import precision_for
-    from utils.modeling.quantization import fsdp_4bit_problem, quantization_config
-    from utils.training.distributed import launch_kwargs
-
-    cfg = load_config(ROOT / "configs" / "llama3_70b_fsdp_qlora.yaml")
-    model = meta_model(LlamaConfig(**LLAMA_70B))
-    params = sum(p.numel() for p in model.parameters())
-    assert 70.5e9 < params < 70.6e9  # Llama-3.1-70B: 70.55 B
-    check_lora_fits(model, cfg.lora)
-    wrap = fsdp_wrap_layer(cfg.model.source(), cfg.accelerate.fsdp, model=model)
-    assert wrap == decoder_layer_class(model) == "LlamaDecoderLayer"
-    gpu = precision_for(cfg.model.source(), device="cuda")
-    assert gpu.dtype == torch.bfloat16 and gpu.launcher_mixed_precision == "bf16"
-    launch = launch_kwargs(cfg.accelerate, gpu.launcher_mixed_precision, wrap, environ={})
-    assert launch["use_fsdp"] is True and "multi_gpu" not in launch
-    assert launch["num_processes"] == 8 and launch["num_machines"] == 1
-    assert launch["fsdp_version"] == "2"
-    assert launch["fsdp_transformer_layer_cls_to_wrap"] == "LlamaDecoderLayer"
-    assert launch["fsdp_auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP"
-    assert launch["fsdp_cpu_ram_efficient_loading"] == "true"
-    assert fsdp_4bit_problem(gpu.dtype) is None
-    qconfig = quantization_config(cfg.model.quantization, gpu.dtype, fsdp=True)
-    assert qconfig.bnb_4bit_quant_storage in (torch.bfloat16, "bfloat16")
-    # Every launch option is one `accelerate launch` knows (run_with_accelerate only warns).
-    from accelerate.commands.launch import launch_command_parser
-
-    known = vars(launch_command_parser().parse_args(["x.py"]))
-    assert set(launch) <= set(known), set(launch) - set(known)
-
-
-def test_launch_options_per_strategy_and_fsdp_version() -> None:
-    from utils.config import AccelerateSection
-    from utils.training.distributed import launch_kwargs
-
-    ddp = launch_kwargs(AccelerateSection(num_processes=2), "no", environ={})
-    assert ddp["multi_gpu"] is True and "use_fsdp" not in ddp and ddp["num_machines"] == 1
-    v1 = {"version": 1, "reshard_after_forward": False}
-    acc = AccelerateSection(num_processes=2, strategy="fsdp", fsdp=v1)
-    fsdp1 = launch_kwargs(acc, "no", "LlamaDecoderLayer", environ={})
-    assert fsdp1["fsdp_version"] == "1" and fsdp1["fsdp_reshard_after_forward"] == "SHARD_GRAD_OP"
-    assert "multi_gpu" not in fsdp1  # accelerate allows only one of multi_gpu / use_fsdp
+    work = zenml_env / "resumed"
+    resumed = _wait(_start(cfg, prepared, work), work)
+    assert resumed["resumed_from_step"] == 2
+    assert resumed["rank_steps"] == [STEPS, STEPS] and resumed["checkpoint_steps"] == [STEPS]
+    digests = resumed["rank_weight_digests"]
+    assert len(digests) == 2 and digests[0] == digests[1]
+    assert [s for s, _ in resumed["loss_history"]["train_loss"]] == list(range(1, STEPS + 1))
+    assert not folder.exists() and mirror.latest() is None  # a finished run leaves none
+    assert not torch.allclose(_logits(tiny_model_dir, Path(resumed["adapter"])), at_2, atol=1e-3)
+    assert resumed["dtype"] == "bfloat16"
+    if "quantization" in model:
+        assert resumed["quantization"] == "4bit" and resumed["autocast"] == "no"
+    else:
+        # Accelerate's FSDP mixed-precision policy for the bf16 autocast, as on GPUs.
+        assert resumed["autocast"] == "bf16"
+        assert resumed["fsdp_mixed_precision"]["param_dtype"] == "bfloat16"

@@ -1,4 +1,4 @@
-"""The README's own-data example end to end: a question/answer CSV with only a train split,
+"""The own-data example (docs/data.md) end to end: a question/answer CSV with only a train split,
 configs/own_data.yaml, the tiny model."""
 
 from pathlib import Path

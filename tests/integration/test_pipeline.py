@@ -64,6 +64,11 @@ def test_pipeline_end_to_end_contract(zenml_env: Path, tiny_model_dir, viggo_sub
     prep = Client().get_pipeline_run(run.id).steps["prepare_data"].run_metadata
     assert prep["split_sizes"] == {"train": 40, "validation": 4, "test": 16}
     assert prep["token_lengths"]["train"]["total"]["max"] < 512
+    # The data report: its counts as metadata, its page as an HTML artifact of the step.
+    assert prep["data_report"]["splits"]["train"] == {"rows": 40, "distinct_inputs": 40}
+    assert "faithfulness" in prep["data_report"]
+    report = Client().get_pipeline_run(run.id).steps["prepare_data"].outputs["data_report"][0]
+    assert b"Reference faithfulness, train" in _visualization_text(report, "html")
 
 
 def _visualization_text(artifact, kind: str) -> bytes:

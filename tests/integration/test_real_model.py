@@ -1,22 +1,16 @@
-"""A short real run on SmolLM2-135M-Instruct through `run.main()` (like HF's run_clm test)."""
+"""A short real run on SmolLM2-135M-Instruct through `run.main()` on the default (embedded)
+data, like HF's run_clm test."""
 
 from pathlib import Path
 
-import pytest
-
 import run
-from tests.conftest import VIGGO_DIR
 
 
 def test_run_main_on_the_real_small_model(zenml_env: Path, smollm2_dir, capsys) -> None:
-    if not VIGGO_DIR.is_dir():
-        pytest.skip("ViGGO data not found")
     from zenml.client import Client
 
     rc = run.main(
         [
-            "--data-dir",
-            str(VIGGO_DIR),
             "--set",
             "training.max_steps=2",
             "--set",

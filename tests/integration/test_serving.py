@@ -55,7 +55,7 @@ def test_export_matches_the_adapter(trained_version, tmp_path: Path) -> None:
     from tests.conftest import load_on_cpu
     from utils.data.prompts import build_prompt, encode_prompt, system_prompt_for
     from utils.inference.adapters import generate_with_adapter
-    from utils.zenml_ops.model_versions import adapter_dir, version_config
+    from utils.zenml_ops.model_versions import extracted_adapter, version_config
 
     out = tmp_path / "merged"
     assert (
@@ -67,7 +67,11 @@ def test_export_matches_the_adapter(trained_version, tmp_path: Path) -> None:
     assert (out / "model.safetensors").is_file()
     cfg = version_config(trained_version)
     base, _ = load_on_cpu(cfg.model.base_model_id)
-    adapted = PeftModel.from_pretrained(base, str(adapter_dir(trained_version)))
+    with extracted_adapter(trained_version) as adapter:
+        adapted = PeftModel.from_pretrained(base, str(adapter))
+        # Greedy texts agree too (with the config's max_new_tokens unless given).
+        direct = generate_with_adapter(cfg, adapter, MRS, max_new_tokens=6)
+    assert not adapter.exists()  # the extracted copy is gone
     system = system_prompt_for("data_to_text")
     ids = torch.tensor([encode_prompt(tok, build_prompt(tok, MRS[0], system))])
     with torch.no_grad():
@@ -77,12 +81,9 @@ def test_export_matches_the_adapter(trained_version, tmp_path: Path) -> None:
             base_logits = adapted(input_ids=ids).logits
     assert torch.allclose(merged_logits, adapter_logits, atol=1e-4)
     assert not torch.allclose(base_logits, adapter_logits, atol=1e-4)  # the adapter matters
-    # Greedy texts agree too.
-    from utils.inference.generation import generate
+    from utils.inference.transformers_engine import generate
 
     tok.padding_side = "left"
     prompts = [build_prompt(tok, m, system) for m in MRS]
     newline = cfg.evaluation.stop_at_newline  # `generate` decodes as the evaluation did
-    assert generate(
-        merged, tok, prompts, 2, 6, stop_at_newline=newline
-    ).texts == generate_with_adapter(cfg, adapter_dir(trained_version), MRS, max_new_tokens=6)
+    assert generate(merged, tok, prompts, 2, 6, stop_at_newline=newline).texts == direct

@@ -28,7 +28,7 @@ FAMILY_OF = {
 }
 # The CPU configs run in their own tests with the real model; the remote one needs a remote
 # stack and is compiled offline in test_remote_compile.py; the 70B FSDP one is validated
-# offline against its architecture (meta model) in test_fsdp.py; the ladder (a sweep of the
+# offline against its architecture (meta model) in test_fsdp_config.py; the ladder (a sweep of the
 # default recipe) is planned in tests/unit/test_sweep_grid.py.
 NOT_HERE = {
     "ladder.yaml",

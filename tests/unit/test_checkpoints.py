@@ -90,6 +90,18 @@ def test_half_written_checkpoints_are_never_resumed(tmp_path: Path) -> None:
     assert last_complete_checkpoint(tmp_path / "nothing-here") is None
 
 
+def test_fsdp_checkpoints_are_whole_with_accelerates_optimizer_files(tmp_path: Path) -> None:
+    """Under FSDP the optimizer state is accelerate's: `optimizer.bin` (FULL_STATE_DICT) or a
+    folder of shards (SHARDED_STATE_DICT), never the Trainer's optimizer.pt."""
+    full, sharded, none = (_checkpoint(tmp_path, step) for step in (1, 2, 3))
+    for path in (full, sharded, none):
+        (path / "optimizer.pt").unlink()
+    (full / "optimizer.bin").write_bytes(b"x")
+    (sharded / "optimizer_0").mkdir()
+    assert is_complete(full) and is_complete(sharded) and not is_complete(none)
+    assert last_complete_checkpoint(tmp_path) == sharded
+
+
 def test_auto_resumes_the_last_complete_and_drops_the_rest(tmp_path: Path) -> None:
     cfg = _cfg(_data(tmp_path / "data"), tmp_path / "ckpt")
     folder = checkpoint_folder(cfg)

@@ -143,7 +143,8 @@ def test_shared_prefix_and_left_padding_give_the_same_loss_and_gradients(
     plain right-padded full rows. Attending to a prefix of zeros instead must not."""
     import torch
 
-    from utils.inference.kv_cache import attach_prefix_cache, cache_with_prefix, prefix_kv
+    from utils.modeling.kv_cache import cache_with_prefix, prefix_kv
+    from utils.training.prefix_cache import attach_prefix_cache
 
     rows = _three_rows(tok)
     model = _mixing_lora_model(tiny_model_dir, attention)

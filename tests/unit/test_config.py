@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,35 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     listy.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(listy)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "training:\n  max_steps: 5\nlora:\n  r: 8\ntraining:\n  learning_rate: 0.001\n",
+            "duplicate key 'training' (first at line 1) at line 5, column 1",
+        ),
+        ("lora:\n  r: 8\n  alpha: 4\n  r: 16\n", "duplicate key 'r' (first at line 2) at line 4"),
+        ("lora: {r: 8, r: 16}\n", "duplicate key 'r' (first at line 1) at line 1"),
+    ],
+)
+def test_duplicate_yaml_keys_are_refused_naming_key_and_line(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "twice.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(path)
+
+
+def test_yaml_merge_keys_still_override(tmp_path: Path) -> None:
+    """`<<: *anchor` then an explicit key is not a duplicate: explicit keys win by design."""
+    from utils.config.loading import read_yaml
+
+    path = tmp_path / "merge.yaml"
+    path.write_text("base: &b {r: 8, alpha: 16}\nlora:\n  <<: *b\n  r: 4\n")
+    assert read_yaml(path)["lora"] == {"r": 4, "alpha": 16}
 
 
 def test_override_syntax() -> None:

@@ -3,7 +3,7 @@ validates or raises ConfigError, never another exception."""
 
 from __future__ import annotations
 
-import contextlib
+import json
 import tempfile
 from enum import Enum
 from pathlib import Path
@@ -102,8 +102,33 @@ def test_any_mapping_validates_or_raises_config_error(data: dict) -> None:
     )
 )
 def test_any_set_overrides_validate_or_raise_config_error(overrides: list[str]) -> None:
-    with contextlib.suppress(ConfigError):
-        load_config(None, overrides)
+    try:
+        cfg = load_config(None, overrides)
+    except ConfigError as e:
+        # One line that names what is wrong: the override, or (the defaults being valid)
+        # a key one of the overrides set.
+        message = str(e)
+        assert message and "\n" not in message
+        if message.startswith("--set "):
+            assert any(repr(o) in message for o in overrides), message
+        else:
+            assert message.startswith("invalid config (defaults): "), message
+            heads = [o.split("=", 1)[0].strip().split(".")[0] for o in overrides if "=" in o]
+            # As written, or as repr() escapes it.
+            named = [h for h in heads if h in message or repr(h)[1:-1] in message]
+            assert named, (message, overrides)
+        event("rejected")
+        return
+    event("validated")
+    # What validated reads back as itself, and setting it again changes nothing.
+    assert PipelineConfig.from_json(cfg.to_json()) == cfg
+    dump = cfg.model_dump(mode="json")
+    again = []
+    for o in overrides:
+        section, _, key = o.split("=", 1)[0].strip().partition(".")
+        if key and "." not in key and section in dump and key in (dump[section] or {}):
+            again.append(f"{section}.{key}={json.dumps(dump[section][key], ensure_ascii=False)}")
+    assert load_config(None, overrides + again) == cfg
 
 
 @PROPERTY
@@ -112,5 +137,13 @@ def test_any_yaml_file_validates_or_raises_config_error(data: object) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "c.yaml"
         path.write_text(yaml.safe_dump(data))
-        with contextlib.suppress(ConfigError):
-            load_config(path)
+        try:
+            cfg = load_config(path)
+        except ConfigError as e:
+            # One line naming the file.
+            assert str(path) in str(e) and "\n" not in str(e), str(e)
+            event("rejected")
+            return
+    event("validated")
+    # The file's config is the mapping's, validated (nothing dropped or added on the way).
+    assert cfg == validate_config(data or {}, "(generated)")

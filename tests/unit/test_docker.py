@@ -22,6 +22,8 @@ GPU_CONFIGS = [
 ]
 # What the steps import when ZenML loads them by source inside the image.
 CODE = ["configs/", "materializers/", "utils/", "steps/", "pipelines/", "run.py"]
+# The default data source (dataset.source: embedded) reads these inside the image too.
+EMBEDDED = ["data/viggo/viggo-train.csv", "data/viggo/viggo-test.csv", "data/viggo/LICENSE.md"]
 
 
 def _instructions() -> list[tuple[str, str]]:
@@ -41,19 +43,27 @@ def _dockerignore() -> list[str]:
     return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
 
 
+def _matches(parts: list[str], pattern: str) -> bool:
+    anywhere = pattern.startswith("**/")
+    pat = pattern.removeprefix("**/").split("/")
+    for end in range(1, len(parts) + 1):
+        for start in range(end) if anywhere else [0]:
+            seg = parts[start:end]
+            if len(seg) == len(pat) and all(map(fnmatch.fnmatchcase, seg, pat)):
+                return True
+    return False
+
+
 def _ignored(path: str, patterns: list[str]) -> bool:
     """Docker's rules as far as this file uses them: `*` stays within one path segment,
-    `**/` matches at any depth, and an ignored folder takes its files with it."""
+    `**/` matches at any depth, an ignored folder takes its files with it, and the last
+    matching pattern wins (`!` re-includes)."""
     parts = path.split("/")
+    ignored = False
     for pattern in patterns:
-        anywhere = pattern.startswith("**/")
-        pat = pattern.removeprefix("**/").split("/")
-        for end in range(1, len(parts) + 1):
-            for start in range(end) if anywhere else [0]:
-                seg = parts[start:end]
-                if len(seg) == len(pat) and all(map(fnmatch.fnmatchcase, seg, pat)):
-                    return True
-    return False
+        if _matches(parts, pattern.removeprefix("!")):
+            ignored = not pattern.startswith("!")
+    return ignored
 
 
 def test_hadolint_passes() -> None:
@@ -130,7 +140,7 @@ def test_dockerignore_keeps_state_data_and_caches_out() -> None:
     for path in (
         ".git",
         ".env",
-        "data",
+        "data/my_data/train.csv",
         "outputs",
         ".zen",
         "tests",
@@ -145,6 +155,8 @@ def test_dockerignore_keeps_state_data_and_caches_out() -> None:
     # ...but never the code the image needs.
     for path in CODE:
         assert not _ignored(path.rstrip("/") + ("/x.py" if path.endswith("/") else ""), patterns)
+    for path in EMBEDDED:
+        assert not _ignored(path, patterns), path
 
 
 @pytest.mark.parametrize("name", GPU_CONFIGS)

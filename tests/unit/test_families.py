@@ -24,7 +24,7 @@ from utils.data.prompts import (
     encode_prompt,
     system_prompt_for,
 )
-from utils.inference.generation import generate
+from utils.inference.transformers_engine import generate
 from utils.modeling.loader import load_model, load_tokenizer
 from utils.modeling.precision import precision_for
 
@@ -43,7 +43,7 @@ MRS = [
     "verify_attribute(name[Dirt: Showdown], rating[average])",
     "confirm(name[Little Big Adventure], platforms[PlayStation])",
 ]
-CACHE_LOG = "utils.inference.kv_cache"
+CACHE_LOG = "utils.modeling.kv_cache"
 TRAINER_LOG = "utils.training.trainer"
 
 
@@ -211,7 +211,7 @@ def test_thinking_is_off_unless_asked_for_and_other_templates_ignore_it(
 def test_cache_kind_is_found_and_named(name: str, family_dirs) -> None:
     from transformers import AutoConfig
 
-    from utils.inference.kv_cache import plain_cache_problem
+    from utils.modeling.kv_cache import plain_cache_problem
 
     class Stub:
         config = AutoConfig.from_pretrained(family_dirs[name])
@@ -226,7 +226,7 @@ def test_an_unexpected_cache_error_surfaces(monkeypatch, caplog) -> None:
     import transformers
     from transformers import LlamaConfig
 
-    from utils.inference import kv_cache
+    from utils.modeling import kv_cache
 
     class Stub:
         config = LlamaConfig(num_hidden_layers=1, hidden_size=16, num_attention_heads=2)
@@ -279,15 +279,15 @@ def test_continuous_engine_equals_generate_or_says_it_fell_back(
 
 def test_rerank_says_it_drew_beams_for_a_sliding_window_cache(family_dirs, caplog) -> None:
     from utils.config import RerankSection
-    from utils.inference.rerank import decode_outputs
+    from utils.inference.decoder import Decoder
+    from utils.inference.transformers_engine import TransformersEngine
 
     model, tok = _load(family_dirs["mistral"], "float32", FAMILIES["mistral"].varied_std)
     prompts = [build_prompt(tok, mr, SYSTEM) for mr in MRS[:2]]
     with caplog.at_level(logging.INFO, logger=CACHE_LOG):
-        out = decode_outputs(
-            model, tok, prompts, MRS[:2], "data_to_text", RerankSection(candidates=2),
-            batch_size=2, max_new_tokens=4,
-        )  # fmt: skip
+        engine = TransformersEngine(model, tok)
+        decoder = Decoder(engine, "data_to_text", RerankSection(candidates=2), batch_size=2)
+        out = decoder.decode(prompts, MRS[:2], max_new_tokens=4)
     assert out.stats["decoding"].endswith("(fallback: beam, sliding-window cache)")
     assert out.stats[ENGINE] == "generate (fallback: sliding-window cache)"
     assert any("beam search" in line for line in _fallback_lines(caplog))
@@ -302,8 +302,8 @@ def test_shared_prefix_loss_equals_full_loss_or_is_reported_off(
     once per batch and the loss is that of full rows; a sliding-window cache turns it off,
     and says so."""
     from utils.data.jsonl import read_jsonl
-    from utils.inference.kv_cache import attach_prefix_cache
     from utils.training.collators import CompletionCollator
+    from utils.training.prefix_cache import attach_prefix_cache
     from utils.training.trainer import make_collator
 
     family = FAMILIES[name]

@@ -5,12 +5,8 @@ import torch
 
 from tests.conftest import load_on_cpu, load_varied_on_cpu
 from utils.data.prompts import build_prompt
-from utils.inference.generation import (
-    generate,
-    max_new_tokens_for,
-    newline_token_ids,
-    stop_token_ids,
-)
+from utils.inference.stops import max_new_tokens_for, newline_token_ids, stop_token_ids
+from utils.inference.transformers_engine import generate
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +124,7 @@ def test_max_new_tokens_follows_references(tiny) -> None:
 
 
 def test_common_prefix_leaves_every_prompt_a_token() -> None:
-    from utils.inference.kv_cache import common_prefix
+    from utils.modeling.kv_cache import common_prefix
 
     assert common_prefix([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == [1, 2]
     assert common_prefix([[1, 2, 3], [1, 2, 3]]) == [1, 2]
@@ -142,7 +138,7 @@ def test_growing_cache_layer_matches_concatenation() -> None:
     concatenation through growth, row selection and dropped leading columns."""
     import torch
 
-    from utils.inference.kv_cache import growing_layer_class
+    from utils.inference.growing_cache import growing_layer_class
 
     layer = growing_layer_class()()
     layer.SPARE = 3
@@ -178,3 +174,23 @@ def test_continuous_engine_matches_generate_with_eager_attention(tiny_model_dir:
     got = generate(model, tok, prompts, 3, 10, engine="continuous")
     want = generate(model, tok, prompts, 3, 10, engine="generate")
     assert got.texts == want.texts
+
+
+def test_newline_tokens_are_found_once_per_tokenizer(
+    tiny, tiny_model_dir: Path, monkeypatch
+) -> None:
+    """Finding them decodes the whole vocabulary (128k entries for Llama 3): once per
+    tokenizer, not per decode."""
+    from utils.modeling.loader import load_tokenizer
+
+    model, _ = tiny
+    tok = load_tokenizer(str(tiny_model_dir), padding_side="left")  # one no decode has seen
+    decodes = []
+    real = type(tok).batch_decode
+    monkeypatch.setattr(
+        type(tok), "batch_decode", lambda self, *a, **k: decodes.append(1) or real(self, *a, **k)
+    )
+    prompts = [build_prompt(tok, "inform(name[Tetris])", "SYS")]
+    first = generate(model, tok, prompts, 2, 3, stop_at_newline=True).texts
+    assert generate(model, tok, prompts, 2, 3, stop_at_newline=True).texts == first
+    assert len(decodes) == 1

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from tests.conftest import VIGGO_DIR, needs_data
-from utils.evaluation.task_metrics import (
+from tests.conftest import viggo_rows
+from utils.metrics.task_metrics import (
     bleu,
     compute_metrics,
     data_to_text_metrics,
@@ -163,10 +161,8 @@ def test_text_to_mr_partial_and_unparsable_predictions() -> None:
     assert 0.0 < m["rougeL"] < 1.0
 
 
-@needs_data
 def test_text_to_mr_test_split_references_match_themselves() -> None:
-    with open(VIGGO_DIR / "test.jsonl", encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f]
+    rows = viggo_rows("test")
     mrs = [r["meaning_representation"] for r in rows]
     m = text_to_mr_metrics([r["target"] for r in rows], mrs, mrs)
     assert m["num_rows"] == 1083

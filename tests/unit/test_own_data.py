@@ -129,7 +129,7 @@ def test_reference_lists_from_parquet_arrays() -> None:
 
 def test_text_to_text_metrics_and_report_need_no_mr() -> None:
     from utils.evaluation.report import predictions_report_html
-    from utils.evaluation.task_metrics import compute_metrics, per_row_scores
+    from utils.metrics.task_metrics import compute_metrics, per_row_scores
 
     inputs = ["What is 2 + 2?", "What is 2 + 2?", "Capital of France?"]
     preds = ["4", "4", "Lyon"]

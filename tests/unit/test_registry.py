@@ -5,7 +5,7 @@ import pytest
 from utils.config import ConfigError, load_config
 from utils.core.names import STEPS, Stage
 from utils.core.tasks import METRICS, TASKS, Direction, TaskName, get_task, multiref
-from utils.evaluation.task_metrics import SCORERS, compute_metrics
+from utils.metrics.task_metrics import SCORERS, compute_metrics
 
 MR = "inform(name[Tetris], release_year[1986], genres[puzzle])"
 SENTENCE = "Tetris is a puzzle game from 1986."

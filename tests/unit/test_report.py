@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from utils.evaluation.report import predictions_report_html
-from utils.evaluation.task_metrics import per_row_scores
+from utils.metrics.task_metrics import per_row_scores
 from utils.training.loss_curve import loss_curve_png
 
 MR_DIRT = "inform(name[Dirt: Showdown], release_year[2012], platforms[PlayStation, Xbox, PC])"

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-import utils.inference.rerank as rerank_module
 from tests.conftest import load_varied_on_cpu
 from utils.config import ConfigError, RerankSection, load_config
 from utils.data.prompts import build_prompt
-from utils.inference.generation import Generations, generate
+from utils.inference.engine import Engine, Generations
 from utils.inference.rerank import generate_reranked, output_errors
+from utils.inference.transformers_engine import TransformersEngine, generate
 
 TETRIS = "inform(name[Tetris], release_year[1986])"
 PORTAL = "inform(name[Portal 2], rating[excellent])"
@@ -26,16 +26,19 @@ def test_checks_are_the_scorers() -> None:
         output_errors("text_to_text", "2+2", "4")
 
 
-class _Scripted:
-    """Stands in for `generate`: greedy texts per prompt, then, for a watched decode, each
-    prompt's candidates in draw order, run as the engine runs them with a batch wider than
-    a wave (in `order`; a wave's rows start together, so `wanted` is asked once per wave;
-    dropped rows never start). Records which candidates were decoded."""
+class _Scripted(Engine):
+    """An engine with scripted outputs: greedy texts per prompt, then, for a watched decode,
+    each prompt's candidates in draw order, run as the continuous engine runs them with a
+    batch wider than a wave (in `order`; a wave's rows start together, so `wanted` is asked
+    once per wave; dropped rows never start). Records which candidates were decoded."""
+
+    steerable = True
+    tokenizer = None
 
     def __init__(self, greedy: dict, draws: dict) -> None:
         self.greedy, self.draws, self.decoded = greedy, draws, []
 
-    def __call__(self, model, tokenizer, prompts, *args, sampling=None, watch=None, **kw):
+    def generate(self, prompts, sampling=None, *, watch=None, **kw):
         if watch is None:
             texts = [self.greedy[p][0] for p in prompts]
             scores = [self.greedy[p][1] for p in prompts]
@@ -50,21 +53,18 @@ class _Scripted:
             for row in started:
                 text, score = self.draws[prompts[row]][row // n]
                 self.decoded.append((prompts[row], text))
-                watch.finished(row, text, score)  # `decoded_text` is patched to pass text on
+                watch.finished(row, text, score)
         return Generations([""] * len(prompts), len(self.decoded), n, [0.0] * len(prompts))
 
 
-def _rerank(monkeypatch, scripted, prompts, inputs, task="data_to_text", **cfg):
-    monkeypatch.setattr(rerank_module, "generate", scripted)
-    monkeypatch.setattr(rerank_module, "decoded_text", lambda tok, ids, newline: ids)
-    monkeypatch.setattr(rerank_module, "plain_cache_fallback", lambda model, *how: None)
+def _rerank(scripted, prompts, inputs, task="data_to_text", **cfg):
     section = RerankSection(**{"candidates": 2, **cfg})
     return generate_reranked(
-        None, None, prompts, inputs, task, section, batch_size=4, max_new_tokens=8
+        scripted, prompts, inputs, task, section, batch_size=4, max_new_tokens=8
     )
 
 
-def test_only_failing_inputs_draw_and_a_passing_wave_ends_it(monkeypatch) -> None:
+def test_only_failing_inputs_draw_and_a_passing_wave_ends_it() -> None:
     scripted = _Scripted(
         greedy={"p1": ("Tetris is a game.", -0.1), "p2": ("Portal 2 is excellent.", -0.2)},
         draws={
@@ -76,7 +76,7 @@ def test_only_failing_inputs_draw_and_a_passing_wave_ends_it(monkeypatch) -> Non
             ]
         },
     )
-    out = _rerank(monkeypatch, scripted, ["p1", "p2", "p1"], [TETRIS, PORTAL, TETRIS], candidates=4)
+    out = _rerank(scripted, ["p1", "p2", "p1"], [TETRIS, PORTAL, TETRIS], candidates=4)
     # Both pass; the higher model score wins.
     assert out.generations.texts == [
         "Tetris, from 1986.",
@@ -90,19 +90,19 @@ def test_only_failing_inputs_draw_and_a_passing_wave_ends_it(monkeypatch) -> Non
     assert out.stats["rerank_candidates_drawn"] == 2 and out.stats["rerank_still_failing"] == 0
 
 
-def test_more_errors_never_win_and_ties_go_to_the_model_score(monkeypatch) -> None:
+def test_more_errors_never_win_and_ties_go_to_the_model_score() -> None:
     scripted = _Scripted(
         greedy={"p1": ("Tetris is a game.", -2.0)},
         draws={"p1": [("A game.", -0.05), ("Tetris is from 1990.", -0.1)]},
     )
-    out = _rerank(monkeypatch, scripted, ["p1"], [TETRIS])
+    out = _rerank(scripted, ["p1"], [TETRIS])
     # Greedy misses the year (1 error), "A game." misses both slots (2 errors) despite the
     # best score, "1990" is a wrong year (1 error): the tie goes to the higher score.
     assert out.generations.texts == ["Tetris is from 1990."]
     assert out.stats["rerank_still_failing"] == 1
 
 
-def test_draws_come_in_waves_of_two_across_inputs(monkeypatch) -> None:
+def test_draws_come_in_waves_of_two_across_inputs() -> None:
     scripted = _Scripted(
         greedy={"p1": ("Tetris.", -0.1), "p2": ("Portal 2.", -0.1)},
         draws={
@@ -110,24 +110,24 @@ def test_draws_come_in_waves_of_two_across_inputs(monkeypatch) -> None:
             "p2": [("Portal 2.", -1.0), ("Portal.", -1.0), ("Portal 2, excellent.", -1.0)],
         },
     )
-    out = _rerank(monkeypatch, scripted, ["p1", "p2"], [TETRIS, PORTAL], candidates=3)
+    out = _rerank(scripted, ["p1", "p2"], [TETRIS, PORTAL], candidates=3)
     # Two draws of every input (side by side: they share a prefill), then the next wave of
     # those still failing; the last wave is cut to `candidates`.
     assert [p for p, _ in scripted.decoded] == ["p1", "p1", "p2", "p2", "p2"]
     assert out.generations.texts == ["Tetris, 1986.", "Portal 2, excellent."]
 
 
-def test_all_inputs_draw_every_candidate_without_only_failing(monkeypatch) -> None:
+def test_all_inputs_draw_every_candidate_without_only_failing() -> None:
     scripted = _Scripted(
         greedy={"p1": ("Tetris came out in 1986.", -0.5)},
         draws={"p1": [("Tetris.", -0.1), ("Tetris was released in 1986.", -0.2)]},
     )
-    out = _rerank(monkeypatch, scripted, ["p1"], [TETRIS], only_failing=False)
+    out = _rerank(scripted, ["p1"], [TETRIS], only_failing=False)
     assert len(scripted.decoded) == 2
     assert out.generations.texts == ["Tetris was released in 1986."]  # same errors, higher score
 
 
-def test_consensus_picks_the_error_free_candidate_the_others_agree_with(monkeypatch) -> None:
+def test_consensus_picks_the_error_free_candidate_the_others_agree_with() -> None:
     agreed = "Tetris came out in 1986 and people still play it."
     scripted = _Scripted(
         greedy={"p1": ("Tetris, released in 1986.", -0.1)},
@@ -140,23 +140,23 @@ def test_consensus_picks_the_error_free_candidate_the_others_agree_with(monkeypa
             ]
         },
     )
-    out = _rerank(monkeypatch, scripted, ["p1"], [TETRIS], candidates=4, select="consensus")
+    out = _rerank(scripted, ["p1"], [TETRIS], candidates=4, select="consensus")
     # Greedy passes the check, yet every input draws all its candidates; the wrong-year one
     # cannot win but still counts as evidence; greedy has the best score but least support.
     assert len(scripted.decoded) == 4
     assert out.generations.texts == [agreed]
-    by_score = _rerank(monkeypatch, _Scripted(scripted.greedy, scripted.draws), ["p1"], [TETRIS],
+    by_score = _rerank(_Scripted(scripted.greedy, scripted.draws), ["p1"], [TETRIS],
                        candidates=4, only_failing=False)  # fmt: skip
     assert by_score.generations.texts == ["Tetris, released in 1986."]
 
 
-def test_consensus_never_trades_an_error_for_agreement(monkeypatch) -> None:
+def test_consensus_never_trades_an_error_for_agreement() -> None:
     wrong = "Tetris is a game."
     scripted = _Scripted(
         greedy={"p1": (wrong, -0.1)},
         draws={"p1": [(wrong, -0.1), (wrong, -0.1), ("Tetris came out in 1986.", -3.0)]},
     )
-    out = _rerank(monkeypatch, scripted, ["p1"], [TETRIS], candidates=3, select="consensus")
+    out = _rerank(scripted, ["p1"], [TETRIS], candidates=3, select="consensus")
     assert out.generations.texts == ["Tetris came out in 1986."]
     assert "consensus" in out.stats["decoding"]
 
@@ -168,12 +168,12 @@ def test_consensus_draws_for_every_input_and_refuses_only_failing() -> None:
         load_config(None, ["evaluation.rerank={select: consensus, only_failing: true}"])
 
 
-def test_text_to_mr_candidates_that_do_not_parse_lose(monkeypatch) -> None:
+def test_text_to_mr_candidates_that_do_not_parse_lose() -> None:
     scripted = _Scripted(
         greedy={"p1": ("inform(name[Tetris], release_year[1986]", -0.1)},
         draws={"p1": [("inform(name[Tetris]) extra", -0.2), (TETRIS, -0.9)]},
     )
-    out = _rerank(monkeypatch, scripted, ["p1"], ["Tetris came out in 1986."], "text_to_mr")
+    out = _rerank(scripted, ["p1"], ["Tetris came out in 1986."], "text_to_mr")
     assert out.generations.texts == [TETRIS]
 
 
@@ -188,8 +188,9 @@ def test_on_a_model_reranked_outputs_never_have_more_slot_errors(tiny, only_fail
     mrs = [TETRIS, PORTAL, "request(specifier[fun], has_multiplayer[yes])"]
     prompts = [build_prompt(tok, mr, "SYS") for mr in mrs]
     section = RerankSection(candidates=4, temperature=1.5, only_failing=only_failing)
+    engine = TransformersEngine(model, tok)
     out = generate_reranked(
-        model, tok, prompts, mrs, "data_to_text", section, batch_size=4, max_new_tokens=6
+        engine, prompts, mrs, "data_to_text", section, batch_size=4, max_new_tokens=6
     )
     greedy = generate(model, tok, prompts, 4, 6, stop_at_newline=True)
     assert out.greedy_texts == greedy.texts  # the greedy pass is plain greedy decoding
@@ -197,13 +198,13 @@ def test_on_a_model_reranked_outputs_never_have_more_slot_errors(tiny, only_fail
         assert output_errors("data_to_text", mr, chosen) <= output_errors("data_to_text", mr, first)
     assert out.stats["rerank_candidates_drawn"] >= 3  # random outputs fail: several draws
     again = generate_reranked(
-        model, tok, prompts, mrs, "data_to_text", section, batch_size=4, max_new_tokens=6
+        engine, prompts, mrs, "data_to_text", section, batch_size=4, max_new_tokens=6
     )
     assert again.generations.texts == out.generations.texts  # seeded: reproducible
 
 
 def test_sampled_candidates_are_seeded_and_differ(tiny) -> None:
-    from utils.inference.decoding import Sampling
+    from utils.inference.engine import Sampling
 
     model, tok = tiny
     prompts = [build_prompt(tok, TETRIS, "SYS")] * 6
@@ -275,3 +276,43 @@ def test_a_prompt_in_later_refills_reuses_its_first_prefill(tiny, monkeypatch) -
     monkeypatch.setattr(continuous._Prefill, "MEMO_BYTES", 0)
     again = decode_continuous(model, [a, b, a, b, a, b], 2, 6, stops, pad, _Bar())
     assert again.tokens == waves.tokens and sum(runs) > 2
+
+
+def test_a_sampled_candidate_depends_on_its_prompt_and_draw_not_its_batch(tiny) -> None:
+    from utils.inference.engine import Sampling
+
+    model, tok = tiny
+    a, b = (build_prompt(tok, mr, "SYS") for mr in (TETRIS, PORTAL))
+    sampling = Sampling(1.5, 1.0, seed=1)
+    alone = generate(model, tok, [a, a, a], 4, 8, sampling=sampling).texts
+    # Other rows around it, a narrower batch (so other refills): the same three candidates.
+    mixed = generate(model, tok, [b, a, b, a, b, a], 2, 8, sampling=sampling).texts
+    assert mixed[1::2] == alone and len(set(alone)) > 1
+
+
+def test_a_reranked_output_is_the_same_alone_and_inside_a_batch(tiny) -> None:
+    """What serving relies on: a request's input gets the text the evaluation gave it,
+    whatever other requests' inputs were decoded with it."""
+    model, tok = tiny
+    mrs = [TETRIS, PORTAL, "request(specifier[fun], has_multiplayer[yes])",
+           "inform(name[Dirt: Showdown], release_year[2012])"]  # fmt: skip
+    prompts = [build_prompt(tok, mr, "SYS") for mr in mrs]
+    # Consensus: the chosen text depends on every candidate the input drew (a random model's
+    # outputs all fail, and by score greedy would win).
+    section = RerankSection(candidates=6, temperature=1.5, select="consensus")
+    engine = TransformersEngine(model, tok)
+
+    def rerank(ps: list[str], xs: list[str], batch_size: int = 4) -> list[str]:
+        out = generate_reranked(
+            engine, ps, xs, "data_to_text", section, batch_size=batch_size, max_new_tokens=6
+        )
+        return out.generations.texts
+
+    together = generate_reranked(
+        engine, prompts, mrs, "data_to_text", section, batch_size=4, max_new_tokens=6
+    )
+    assert together.stats["rerank_candidates_drawn"] > len(mrs)  # candidates were drawn
+    assert together.stats["rerank_changed"] > 0  # and chosen over greedy
+    for i in range(len(mrs)):
+        assert rerank([prompts[i]], [mrs[i]]) == [together.generations.texts[i]]
+    assert rerank(prompts[::-1], mrs[::-1], batch_size=3) == together.generations.texts[::-1]

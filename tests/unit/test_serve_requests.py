@@ -1,5 +1,8 @@
 """The serving request checks (no deployment): each bad request kind's status and reason, the
-middleware's replay of a good body, the cross-request batcher, the slot-error report."""
+middleware's replay of a good body, the cross-request batcher, the slot-error report.
+
+The batcher tests order requests with events, never with sleeps: a test that passes only
+when the machine is fast enough proves nothing."""
 
 from __future__ import annotations
 
@@ -7,12 +10,14 @@ import asyncio
 import json
 import threading
 import time
+from concurrent.futures import CancelledError
 
 import pytest
 
+from utils.serving.batcher import Batcher, DecoderDead, QueueFull
 from utils.serving.middleware import RequestCheckMiddleware
 from utils.serving.request_checks import BadRequest, RequestLimits, check_invoke_body
-from utils.serving.served_model import Batcher, slot_error_report
+from utils.serving.slot_report import slot_error_report
 
 MR = "inform(name[Portal 2], rating[excellent])"
 LIMITS = RequestLimits("data_to_text", max_inputs_per_request=3, max_input_chars=60)
@@ -39,6 +44,10 @@ BAD = [
     (body([MR, "Portal 2 is great."]), 422, "inputs[1] is not a meaning representation"),
     (body([MR], run_name=3), 422, "field 'run_name' has the wrong type"),
     (b" " * (LIMITS.max_body_bytes + 1), 413, "request body over"),
+    (b"[" * 40 + b"]" * 40, 400, "nested deeper than 32"),
+    (b'{"parameters": {"inputs": [' + b"9" * 5000 + b"]}}", 400, "malformed JSON"),
+    (body(["\ud800"]), 422, "inputs[0] is not"),
+    (b'{"parameters": {"inputs": ["\\ud800"]}}', 422, "inputs[0] is not"),
 ]
 
 
@@ -103,46 +112,119 @@ def test_middleware_refuses_or_replays_the_body_unchanged() -> None:
     assert _call(app, b"anything", b"text/plain", path="/health") == (200, {}, [b"anyth"])
 
 
-def test_batcher_decodes_waiting_requests_together_in_order() -> None:
-    calls: list[list[str]] = []
-    gate = threading.Event()
+class GatedDecoder:
+    """A decode that signals when a batch starts and holds it until the test opens the gate."""
 
-    def decode(inputs: list[str]) -> list[str]:
-        gate.wait(5)
-        calls.append(list(inputs))
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.calls: list[list[str]] = []
+        self.started = threading.Event()
+        self.gate = threading.Event()
+        self.fail_on = fail_on
+
+    def __call__(self, inputs: list[str]) -> list[str]:
+        self.calls.append(list(inputs))
+        self.started.set()
+        assert self.gate.wait(10), "the test never opened the gate"
+        if self.fail_on is not None and self.fail_on in inputs:
+            raise ValueError(f"cannot decode {self.fail_on}")
         return [s.upper() for s in inputs]
 
+
+def test_batcher_decodes_waiting_requests_together_in_order() -> None:
+    decode = GatedDecoder()
     batcher = Batcher(decode, max_inputs=4)
-    results: dict[str, list[str]] = {}
-
-    def client(name: str, inputs: list[str]) -> None:
-        results[name] = batcher.submit(inputs)
-
-    threads = [threading.Thread(target=client, args=("a", ["a1"]))]
-    threads[0].start()
-    time.sleep(0.2)  # "a" is decoding (held at the gate); the others queue up meanwhile
-    for name, inputs in (("b", ["b1", "b2"]), ("c", ["c1"]), ("d", ["d1", "d2"])):
-        threads.append(threading.Thread(target=client, args=(name, inputs)))
-        threads[-1].start()
-        time.sleep(0.05)
-    gate.set()
-    for t in threads:
-        t.join(10)
-    assert results == {"a": ["A1"], "b": ["B1", "B2"], "c": ["C1"], "d": ["D1", "D2"]}
+    a = batcher.submit(["a1"])
+    assert decode.started.wait(10)  # "a" is decoding, held at the gate
+    b, c, d = (batcher.submit(x) for x in (["b1", "b2"], ["c1"], ["d1", "d2"]))
+    decode.gate.set()
+    results = [t.future.result(10) for t in (a, b, c, d)]
+    assert results == [["A1"], ["B1", "B2"], ["C1"], ["D1", "D2"]]
     # b and c fit in one batch of 4; d would overflow it and goes next.
-    assert calls == [["a1"], ["b1", "b2", "c1"], ["d1", "d2"]]
+    assert decode.calls == [["a1"], ["b1", "b2", "c1"], ["d1", "d2"]]
 
 
-def test_batcher_reports_a_failed_batch_and_keeps_serving() -> None:
-    def decode(inputs: list[str]) -> list[str]:
-        if "boom" in inputs:
-            raise RuntimeError("boom")
-        return inputs
-
+def test_a_failing_input_fails_only_its_own_request() -> None:
+    decode = GatedDecoder(fail_on="bad")
     batcher = Batcher(decode, max_inputs=8)
-    with pytest.raises(RuntimeError, match="boom"):
-        batcher.submit(["boom"])
-    assert batcher.submit(["ok"]) == ["ok"]
+    first = batcher.submit(["x"])
+    assert decode.started.wait(10)
+    good, bad, other = (batcher.submit(x) for x in (["g1", "g2"], ["bad"], ["o"]))
+    decode.gate.set()
+    assert first.future.result(10) == ["X"]
+    assert good.future.result(10) == ["G1", "G2"]
+    assert other.future.result(10) == ["O"]
+    with pytest.raises(ValueError, match="cannot decode bad"):
+        bad.future.result(10)
+    # The shared batch failed, then each of its requests was decoded alone.
+    assert decode.calls[1] == ["g1", "g2", "bad", "o"]
+    assert decode.calls[2:] == [["g1", "g2"], ["bad"], ["o"]]
+    assert batcher(["ok"]) == ["OK"]  # and the thread lives on
+
+
+def test_a_full_queue_refuses_and_a_cancelled_request_never_decodes() -> None:
+    decode = GatedDecoder()
+    batcher = Batcher(decode, max_inputs=2, max_queued_inputs=3)
+    running = batcher.submit(["r"])
+    assert decode.started.wait(10)
+    queued = batcher.submit(["q1", "q2"])
+    dropped = batcher.submit(["c"])
+    with pytest.raises(QueueFull, match=r"serving.max_queued_inputs") as full:
+        batcher.submit(["x"])  # 3 waiting + 1 > 3
+    assert 1 <= full.value.retry_after_s <= 60
+    assert dropped.cancel()  # its caller gave up while it waited
+    assert batcher.queued_inputs == 3  # counted until the decoding thread drops it
+    decode.gate.set()
+    assert running.future.result(10) == ["R"]
+    assert queued.future.result(10) == ["Q1", "Q2"]
+    with pytest.raises(CancelledError):
+        dropped.future.result(0)
+    assert ["c"] not in decode.calls
+    assert batcher(["y"]) == ["Y"]
+    assert batcher.queued_inputs == 0
+
+
+def test_the_window_waits_for_company_but_never_longer_than_itself() -> None:
+    decode = GatedDecoder()
+    decode.gate.set()
+    window = 0.5
+    batcher = Batcher(decode, max_inputs=8, window_s=window)
+    start = time.monotonic()
+    assert batcher(["alone"]) == ["ALONE"]  # nobody joins: answered after the window
+    assert time.monotonic() - start >= window * 0.9
+    # Requests that wait together go in one batch.
+    held = GatedDecoder()
+    batcher = Batcher(held, max_inputs=8, window_s=window)
+    first = batcher.submit(["1"])
+    assert held.started.wait(10)
+    late = [batcher.submit([str(i)]) for i in (2, 3)]
+    held.gate.set()
+    assert [t.future.result(10) for t in (first, *late)] == [["1"], ["2"], ["3"]]
+    assert held.calls == [["1"], ["2", "3"]]
+
+
+class Fatal(BaseException):
+    """What kills a thread (an `except Exception` does not catch it)."""
+
+
+def test_a_dead_decoding_thread_fails_waiting_and_new_requests() -> None:
+    decode = GatedDecoder()
+
+    def dying(inputs: list[str]) -> list[str]:
+        decode(inputs)
+        raise Fatal("out of memory")
+
+    batcher = Batcher(dying, max_inputs=1)
+    doomed = batcher.submit(["a"])
+    assert decode.started.wait(10)
+    waiting = batcher.submit(["b"])
+    decode.gate.set()
+    for ticket in (doomed, waiting):  # the batch it died on, and the one behind it
+        with pytest.raises(DecoderDead, match="out of memory"):
+            ticket.future.result(10)
+    batcher._thread.join(10)
+    assert not batcher.alive
+    with pytest.raises(DecoderDead, match="out of memory"):
+        batcher.submit(["c"])
 
 
 def test_slot_error_report_names_the_slots() -> None:

@@ -1,12 +1,13 @@
 """A sweep's grid: parsing, merging with `sweep.grid`, the variants, their validation."""
 
 import argparse
+import itertools
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
-from utils.config import ConfigError, PipelineConfig, load_config
+from utils.config import ConfigError, load_config
 from utils.experiments.grid import (
     check_grid,
     expand,
@@ -52,17 +53,20 @@ def test_cartesian_product_first_key_slowest() -> None:
 
 
 def test_section_values_read_back_as_themselves_through_set() -> None:
-    grid = section_grid({"model.base_model_id": ["org/model-1", "/tmp/x"], "lora.r": [8, 16],
-                         "lora.target_modules": [["q_proj", "v_proj"], None]})  # fmt: skip
+    values = {"model.base_model_id": ["org/model-1", "/tmp/x"], "lora.r": [8, 16],
+              "lora.target_modules": [["q_proj", "v_proj"], None]}  # fmt: skip
+    grid = section_grid(values)
     assert grid[0] == ("model.base_model_id", ["org/model-1", "/tmp/x"])  # plain where it can
     assert (
         set_text("true") == '"true"' and set_text("a: b") == '"a: b"' and set_text(1e-3) == "0.001"
     )
+    read_back = []
     for variant in expand(grid):
         cfg = load_config(None, variant.sets)
-        assert cfg.model.base_model_id in ("org/model-1", "/tmp/x")
-        assert cfg.lora.r in (8, 16)
-        assert cfg.lora.target_modules in (["q_proj", "v_proj"], None)
+        read_back.append((cfg.model.base_model_id, cfg.lora.r, cfg.lora.target_modules))
+    # Every combination once, each value as written in the section (not a default, not a
+    # neighbour's value, not a string where a list was given).
+    assert sorted(map(repr, read_back)) == sorted(map(repr, itertools.product(*values.values())))
 
 
 def test_command_line_replaces_a_key_of_the_file_and_adds_others() -> None:
@@ -160,9 +164,30 @@ def test_progress_estimates_from_the_variants_after_the_first() -> None:
     assert duration(3725) == "1h02m" and duration(59.4) == "59s"
 
 
-def test_plain_run_ignores_the_sweep_section() -> None:
-    cfg = PipelineConfig.model_validate({"sweep": {"grid": {"lora.r": [4, 8]}}})
-    assert cfg.lora.r == 16
+def test_plain_run_ignores_the_sweep_section(tmp_path: Path, capsys) -> None:
+    """`run.py` (no `sweep`) with a sweep section in the file: the section is read and
+    validated, and the run is the file's own config, step inputs included."""
+    import yaml
+
+    import run as cli
+
+    grid = {"lora.r": [4, 8], "training.learning_rate": [0.01]}
+    plain_doc = {"lora": {"r": 32}, "training": {"learning_rate": 0.0005}}
+    configs = {}
+    for name, doc in {"plain": plain_doc, "swept": {**plain_doc, "sweep": {"grid": grid}}}.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        assert cli.main(["run", "--config", str(path), "--dry-run"]) == 0
+        configs[name] = (yaml.safe_load(capsys.readouterr().out), load_config(path))
+    (plain, plain_cfg), (swept, swept_cfg) = configs["plain"], configs["swept"]
+    assert swept["sweep"]["grid"] == grid and plain["sweep"]["grid"] != grid
+    assert swept["lora"]["r"] == 32 and swept["training"]["learning_rate"] == 0.0005
+    assert {k: v for k, v in swept.items() if k != "sweep"} == {
+        k: v for k, v in plain.items() if k != "sweep"
+    }
+    # No step's input carries the section (the finetune step's cache key included).
+    assert swept_cfg.training_json() == plain_cfg.training_json()
+    assert swept_cfg.evaluation == plain_cfg.evaluation
 
 
 def test_base_evaluation_does_not_depend_on_reranking_it_does_not_use() -> None:

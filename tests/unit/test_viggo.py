@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import random
 import re
 
 import pytest
 
-from tests.conftest import VIGGO_DIR, needs_data
+from tests.conftest import viggo_rows
 from utils.viggo import (
     DIALOGUE_ACTS,
     SLOTS,
@@ -23,8 +22,7 @@ from utils.viggo import (
 
 
 def _rows(split: str) -> list[dict]:
-    with open(VIGGO_DIR / f"{split}.jsonl", encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
+    return viggo_rows(split)
 
 
 # ------------------------------------------------------------------------------ parsing
@@ -89,7 +87,6 @@ def test_parse_error_is_a_value_error() -> None:
     assert issubclass(MRParseError, ValueError)
 
 
-@needs_data
 def test_constants_cover_exactly_what_the_data_uses() -> None:
     acts, slots = set(), set()
     for split in ("train", "validation", "test"):
@@ -101,7 +98,6 @@ def test_constants_cover_exactly_what_the_data_uses() -> None:
     assert slots == set(SLOTS)
 
 
-@needs_data
 def test_round_trip_on_test_split() -> None:
     for row in _rows("test"):
         mr = parse_mr(row["meaning_representation"])
@@ -268,7 +264,6 @@ def test_counts_add_up() -> None:
     assert SlotErrorCounts(0).ser == 0.0
 
 
-@needs_data
 def test_reference_ser_on_test_split_is_at_most_3_percent() -> None:
     total = SlotErrorCounts(0)
     for row in _rows("test"):
@@ -277,7 +272,6 @@ def test_reference_ser_on_test_split_is_at_most_3_percent() -> None:
     assert total.ser <= 0.03, total
 
 
-@needs_data
 def test_ser_flags_references_paired_with_the_wrong_mr() -> None:
     # Guards against rules so lenient that anything passes: another game's MR must fail.
     rows = _rows("test")

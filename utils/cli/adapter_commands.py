@@ -19,7 +19,7 @@ def generate_main(argv: list[str]) -> int:
     p.add_argument(
         "--max-new-tokens", type=int, help="default: what the version's evaluation decoded with"
     )
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, help="default: the version's evaluation.batch_size")
     args = p.parse_args(argv)
     inputs = list(args.input)
     if args.input_file:
@@ -30,16 +30,17 @@ def generate_main(argv: list[str]) -> int:
         raise UserError("nothing to generate: pass --input TEXT or --input-file FILE")
     from utils.inference.adapters import generate_with_adapter
     from utils.zenml_ops.model_versions import (
-        adapter_dir,
         evaluated_max_new_tokens,
+        extracted_adapter,
         version_config,
     )
 
     mv = chosen_version(args)
     max_new_tokens = args.max_new_tokens or evaluated_max_new_tokens(mv)
-    outputs = generate_with_adapter(
-        version_config(mv), adapter_dir(mv), inputs, max_new_tokens, args.batch_size
-    )
+    with extracted_adapter(mv) as adapter:
+        outputs = generate_with_adapter(
+            version_config(mv), adapter, inputs, max_new_tokens, args.batch_size
+        )
     for text in outputs:
         print(text)
     return 0
@@ -53,9 +54,10 @@ def export_main(argv: list[str]) -> int:
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     from utils.inference.adapters import export_merged
-    from utils.zenml_ops.model_versions import adapter_dir, version_config
+    from utils.zenml_ops.model_versions import extracted_adapter, version_config
 
     mv = chosen_version(args)
-    out = export_merged(version_config(mv), adapter_dir(mv), args.out)
+    with extracted_adapter(mv) as adapter:
+        out = export_merged(version_config(mv), adapter, args.out)
     print(f"merged model written to {out}")
     return 0

@@ -43,7 +43,7 @@ def leaderboard(
 ) -> tuple[list[Group], list[str]]:
     """(ranked groups, "model vN" of versions without scores)."""
     from utils.experiments.leaderboard import mark_overrides, rank
-    from utils.zenml_ops.leaderboard import version_rows
+    from utils.zenml_ops.leaderboard_store import version_rows
 
     check_metric(metric)
     rows, unscored = version_rows(models, sweep_id)
@@ -71,7 +71,7 @@ def publish(
         html_path.write_text(page)
         print(f"leaderboard page: {html_path}")
     if store:
-        from utils.zenml_ops.leaderboard import store_leaderboard
+        from utils.zenml_ops.leaderboard_store import store_leaderboard
 
         artifact = store_leaderboard(page, png, models, tags or [])
         print(f"leaderboard stored: artifact {artifact.name} v{artifact.version}, pinned to "

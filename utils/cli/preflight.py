@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from utils.config import ConfigError, PipelineConfig
+from utils.core.errors import one_line
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +63,14 @@ def preflight(cfg: PipelineConfig) -> None:
     attention = attention_problem(cfg.model.source())  # on this machine's device
     if attention:
         raise ConfigError(attention)
-    if not cfg.dataset.data_dir and not hub_reachable():
+    check_engine(cfg)
+    if not cfg.dataset.data_dir and cfg.dataset.source == "hub" and not hub_reachable():
         from utils.data.sources import DataError
 
         raise DataError(
             f"the Hugging Face hub is unreachable, so dataset {cfg.dataset.name!r} cannot be "
-            "downloaded: pass --data-dir PATH (e.g. --data-dir ../shared/data/viggo)"
+            "downloaded (dataset.source: hub): pass --data-dir PATH, or use "
+            "dataset.source: embedded for the ViGGO files in data/viggo/"
         )
     # Every row, as prepare_data will read it (~1 s for ViGGO): missing splits or columns and
     # malformed rows stop the run here, not in a step after a model version exists.
@@ -85,6 +88,16 @@ def preflight(cfg: PipelineConfig) -> None:
     check_launch(cfg, model)
     check_prompt_renders(path, cfg, token, splits["train"].rows[0]["input"])
     _check_resume(cfg)
+
+
+def check_engine(cfg: PipelineConfig) -> None:
+    """The evaluation's engine runs on this machine (vllm: the package and a CUDA GPU)."""
+    if cfg.evaluation.engine == "vllm":
+        from utils.inference.vllm_engine import vllm_problem
+
+        problem = vllm_problem(cfg.model.quantization)
+        if problem:
+            raise ConfigError(problem)
 
 
 def check_launch(cfg: PipelineConfig, model: Any) -> None:
@@ -124,7 +137,7 @@ def check_prompt_renders(
     try:
         build_prompt(tokenizer, task_input, system, cfg.dataset.enable_thinking)
     except Exception as e:  # jinja2's TemplateError, or what a template raises itself
-        reason = " ".join(str(e).split()) or type(e).__name__
+        reason = one_line(e)
         raise ModelLoadError(
             f"model.base_model_id={cfg.model.base_model_id}: its chat template cannot render "
             f"the prompt (a user turn, with or without a system turn): {reason}"

@@ -26,8 +26,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def read_prediction_rows(path: Path) -> tuple[list[str], list[str], list[str]]:
-    """Rows with several `references` become one row per reference (ViGGO's own layout)."""
+def read_prediction_rows(path: Path) -> tuple[list[str], list[str], list[list[str]]]:
+    """(inputs, predictions, references per row); malformed rows name file and line."""
     if not path.is_file():
         raise UserError(f"predictions file not found: {path}")
     inputs, predictions, references = [], [], []
@@ -47,10 +47,9 @@ def read_prediction_rows(path: Path) -> tuple[list[str], list[str], list[str]]:
                 f"{path}:{n}: need keys input, prediction and reference or references; "
                 f"found {found}"
             )
-        for ref in [refs] if isinstance(refs, str) else refs:
-            inputs.append(str(row["input"]))
-            predictions.append(str(row["prediction"] or ""))
-            references.append(str(ref))
+        inputs.append(str(row["input"]))
+        predictions.append(str(row["prediction"] or ""))
+        references.append([refs] if isinstance(refs, str) else [str(r) for r in refs])
     if not inputs:
         raise UserError(f"{path} has no rows")
     return inputs, predictions, references
@@ -58,12 +57,12 @@ def read_prediction_rows(path: Path) -> tuple[list[str], list[str], list[str]]:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    from utils.evaluation.task_metrics import compute_metrics
+    from utils.metrics.task_metrics import score_rows
     from utils.viggo import MRParseError
 
     inputs, predictions, references = read_prediction_rows(args.predictions)
     try:
-        metrics = compute_metrics(args.task, inputs, predictions, references)
+        metrics = score_rows(args.task, inputs, predictions, references)
     except MRParseError as e:
         raise UserError(f"{args.predictions}: malformed meaning representation: {e}") from None
     print(json.dumps(metrics, sort_keys=True))

@@ -18,6 +18,7 @@ from typing import Any
 
 from utils.cli.run_command import add_config_args, load_run_config
 from utils.config import ConfigError, PipelineConfig
+from utils.core.errors import one_line
 from utils.core.names import (
     EVALUATE_BASE,
     PREPARE_DATA,
@@ -134,9 +135,9 @@ def print_plan(planned: list[Planned], base: PipelineConfig) -> None:
               " (finetune from the cache)")  # fmt: skip
 
 
-def one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if isinstance(e, ConfigError) else f"{type(e).__name__}: {text}"
+def failure_line(e: BaseException) -> str:
+    """One line for a variant's failure; a config error needs no type to be understood."""
+    return one_line(e, with_type=not isinstance(e, ConfigError))
 
 
 def run_one(
@@ -154,7 +155,7 @@ def run_one(
     except KeyboardInterrupt:
         raise
     except Exception as e:  # a variant's failure is reported; the others go on
-        return one_line(e), None
+        return failure_line(e), None
 
 
 def record(outcome: Outcome, sweep_id: str, n: int) -> None:
@@ -289,7 +290,7 @@ def main(argv: list[str]) -> int:
         try:
             record(o, sweep_id, n)
         except Exception as e:  # the run itself is done; say what could not be recorded
-            print(f"[sweep {index}/{total}] not recorded: {one_line(e)}", file=sys.stderr)
+            print(f"[sweep {index}/{total}] not recorded: {failure_line(e)}", file=sys.stderr)
         if o.error:  # refined by `record` to the failed step's own exception
             print(f"[sweep {index}/{total}] FAILED: {o.error}", file=sys.stderr, flush=True)
         return o
@@ -321,7 +322,7 @@ def _leaderboard(models: list[str], metric: str, sweep_id: str) -> None:
     try:
         groups, _ = leaderboard(models, metric, sweep_id)
     except Exception as e:  # the runs are done and recorded; a leaderboard problem is not theirs
-        print(f"leaderboard: not made ({one_line(e)})", file=sys.stderr)
+        print(f"leaderboard: not made ({failure_line(e)})", file=sys.stderr)
         return
     if not groups:
         return
@@ -331,4 +332,4 @@ def _leaderboard(models: list[str], metric: str, sweep_id: str) -> None:
     try:
         publish(groups, models, f"Sweep {sweep_id}", None, True, [SWEEP_TAG_PREFIX + sweep_id])
     except Exception as e:
-        print(f"leaderboard: not stored ({one_line(e)})", file=sys.stderr)
+        print(f"leaderboard: not stored ({failure_line(e)})", file=sys.stderr)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from utils.config.base import Section
-from utils.core.tasks import TaskName
+from utils.core.names import VIGGO_HUB_DATASET
+from utils.core.tasks import TaskName, get_task
+
+# What `dataset.augment` may list (utils/data/augment.py implements them).
+AUGMENTATIONS = ("substitute", "permute")
 
 
 class ColumnMap(Section):
@@ -35,7 +41,11 @@ class SplitRatio(Section):
 
 
 class DatasetSection(Section):
-    name: str = "GEM/viggo"
+    # The hub dataset (`source: hub`); the embedded files are GEM/viggo.
+    name: str = VIGGO_HUB_DATASET
+    # embedded: the ViGGO CSVs shipped in data/viggo/ (sha256-checked, no network);
+    # hub: datasets.load_dataset(name). A data_dir (--data-dir) wins over both.
+    source: Literal["embedded", "hub"] = "embedded"
     data_dir: str | None = None
     task: TaskName = TaskName.DATA_TO_TEXT
     system_prompt: str | None = None
@@ -53,3 +63,62 @@ class DatasetSection(Section):
     # Rows with an empty input/target or an unparsable ViGGO MR are skipped and reported;
     # more than this fraction of a split means the wrong file or column, so the run stops.
     max_malformed_fraction: float = Field(0.01, ge=0.0, le=1.0)
+    # Seeded share of the (cleaned) training rows kept, before max_train_samples: how much
+    # data is enough (bench/data_curve.py).
+    train_fraction: float = Field(1.0, gt=0.0, le=1.0)
+    # Cleaning of the training split, off by default; the data report lists what each
+    # removed. drop_unfaithful: references failing the slot checker (ViGGO tasks).
+    dedupe: bool = False
+    drop_unfaithful: bool = False
+    drop_test_leaks: bool = False
+    # Word-set Jaccard from which a test input counts as a near-duplicate of a train input.
+    near_duplicate_similarity: float = Field(0.9, gt=0.0, le=1.0)
+    # Training-only augmentation (ViGGO tasks): `substitute` swaps a slot value found
+    # verbatim in the sentence for another training value of that slot, in MR and sentence;
+    # `permute` reorders the input MR's slots (data_to_text). augment_factor: new rows per
+    # training row.
+    augment: tuple[str, ...] = ()
+    augment_factor: float = Field(1.0, gt=0.0, le=20.0)
+    augment_seed: int = 0
+
+    @field_validator("augment", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: object) -> object:
+        return (v,) if isinstance(v, str) else v
+
+    @field_validator("augment")
+    @classmethod
+    def _known_augmentations(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for name in v:
+            if name not in AUGMENTATIONS:
+                raise ValueError(
+                    f"unknown augmentation {name!r}; valid: {', '.join(AUGMENTATIONS)}"
+                )
+        return tuple(dict.fromkeys(v))
+
+    @model_validator(mode="after")
+    def _checks_need_an_mr(self) -> DatasetSection:
+        if get_task(self.task).mr_role is not None:
+            if "permute" in self.augment and self.task == TaskName.TEXT_TO_MR:
+                raise ValueError(
+                    "augment 'permute' reorders an input MR; text_to_mr's MR is the target, "
+                    "kept in one order: use 'substitute'"
+                )
+            return self
+        for key in ("drop_unfaithful", "augment"):
+            if getattr(self, key):
+                raise ValueError(
+                    f"{key} needs a ViGGO task (data_to_text or text_to_mr): it works on "
+                    f"meaning representations, and task {self.task!r} has none"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _embedded_is_viggo(self) -> DatasetSection:
+        # Without this a config naming another hub dataset would silently train on ViGGO.
+        if self.source == "embedded" and not self.data_dir and self.name != VIGGO_HUB_DATASET:
+            raise ValueError(
+                f"dataset.name is {self.name!r} but dataset.source is 'embedded', which holds "
+                f"{VIGGO_HUB_DATASET} only: set dataset.source: hub, or dataset.data_dir"
+            )
+        return self

@@ -7,6 +7,7 @@ Every user-facing mistake (unknown key, wrong type, bad value, missing file) is 
 from __future__ import annotations
 
 import difflib
+import json
 from pathlib import Path
 from typing import Any, get_args
 
@@ -63,7 +64,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
-        value = raw
+        # YAML refuses control characters even inside quotes; JSON takes them, so a quoted
+        # value reads as the string it quotes, not with its quotes.
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
     return key.split("."), value
 
 
@@ -80,11 +86,32 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys in a mapping: a second `training:` section
+    would silently replace the first. This loader refuses it, naming the key and lines."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` merges; explicit keys override merged ones by design
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = first_line.get(key)
+            except TypeError:
+                continue  # an unhashable key: construct_mapping reports it
+            if first is not None:
+                problem = f"duplicate key {key!r} (first at line {first})"
+                raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
+            first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read config file {path}: {e}") from e
     except yaml.YAMLError as e:

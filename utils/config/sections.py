@@ -153,17 +153,34 @@ class EvaluationSection(Section):
     # None = derived from the reference lengths of the evaluated split.
     max_new_tokens: int | None = Field(None, gt=0)
     # continuous: finished rows leave the batch and waiting prompts take their slots (same
-    # greedy outputs as `generate`, far fewer wasted steps); generate: transformers' generate.
-    engine: Literal["continuous", "generate"] = "continuous"
+    # greedy outputs as `generate`, far fewer wasted steps); generate: transformers' generate;
+    # vllm: vLLM on a GPU, the adapter unmerged (`pip install -r requirements-vllm.txt`).
+    engine: Literal["continuous", "generate", "vllm"] = "continuous"
     # Answers are one line: stop there rather than let an untuned model comment on itself.
     stop_at_newline: bool = True
     # null = greedy decoding only.
     rerank: RerankSection | None = None
 
+    @model_validator(mode="after")
+    def _vllm_samples(self) -> EvaluationSection:
+        if self.engine == "vllm" and self.rerank is not None and self.rerank.method == "beam":
+            raise ValueError(
+                "evaluation.engine=vllm draws sampled candidates: set "
+                "evaluation.rerank.method=sample"
+            )
+        return self
+
+    def rerank_for(self, finetuned: bool) -> RerankSection | None:
+        """The reranking a model's decoding uses: none for the base model unless
+        `rerank.apply_to: both`."""
+        if self.rerank is None or (not finetuned and self.rerank.apply_to == "finetuned"):
+            return None
+        return self.rerank
+
     def for_base(self) -> EvaluationSection:
         """What the base model's evaluation depends on: without reranking settings it does not
-        use (`apply_to: finetuned`), so a sweep over them re-uses the cached base scores."""
-        if self.rerank is None or self.rerank.apply_to != "finetuned":
+        use, so a sweep over them re-uses the cached base scores."""
+        if self.rerank_for(finetuned=False) is self.rerank:
             return self
         return self.model_copy(update={"rerank": None})
 

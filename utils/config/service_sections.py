@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -19,7 +20,8 @@ class TrackingSection(Section):
 
 
 class ServingSection(Section):
-    """`run.py serve`: what one HTTP request may ask for, and how requests share the model.
+    """`run.py serve`: what one HTTP request may ask for, how requests share the model, what
+    the service records, and who may call it.
 
     Read from the config `serve` is given (not the served version's): limits belong to the
     deployment, while prompt, stop rules and decoding come from the version's own config.
@@ -30,15 +32,45 @@ class ServingSection(Section):
     max_input_chars: int = Field(2000, gt=0)
     # Inputs of concurrent requests are decoded together, up to this many per batch.
     max_batch_inputs: int = Field(64, gt=0)
-    # How long the first request of a batch waits for others to join (0 = no waiting;
-    # requests that arrived while the previous batch decoded still join).
+    # How long a request waits (from its arrival) for others to join its batch (0 = no
+    # waiting; requests that arrived while the previous batch decoded still join).
     batch_window_ms: int = Field(0, ge=0, le=10_000)
+    # Inputs waiting for the model beyond which a request gets a 503 with Retry-After.
+    max_queued_inputs: int = Field(256, gt=0)
+    # A request not answered within this many seconds (queue + decoding) gets a 504.
+    request_timeout_s: float = Field(60.0, gt=0)
     # false = greedy only, even where the version's evaluation reranked (faster, more SER).
     rerank: bool = True
+    # Which `/invoke` requests also become a pipeline run (inputs, outputs, step in the
+    # dashboard): none; sampled = one in `record_every`, written after the answer, off the
+    # request's path; every = each request is a run before it is answered (ZenML's own
+    # deployment path, slower). `/submit` is always a full run.
+    record: Literal["none", "sampled", "every"] = "sampled"
+    record_every: int = Field(100, gt=0)
+    # Seconds between writes of the service's counters (requests, inputs, errors, latency
+    # p50/p95) to the served model version's metadata (`serving_stats`); 0 = never.
+    stats_every_s: int = Field(60, ge=0)
+    # A bearer key on /invoke, /submit and /v1/*: generated at deploy time unless
+    # `auth_secret` names a ZenML secret whose `auth_key` holds it. false = anyone who can
+    # reach the port may call the model (`serve --no-auth`).
+    auth: bool = True
+    auth_secret: str | None = None
+    # Origins a browser may call the service from (CORS); empty = none (same-origin only).
+    cors_origins: list[str] = Field(default_factory=list)
+    # torch threads of the service process; null = one per core.
+    torch_threads: int | None = Field(None, gt=0)
     # Preferred port of the local deployer (a free one if taken); null = the deployer's.
     port: int | None = Field(None, gt=0, lt=65536)
     # Seconds `serve` waits for the model to load and the service to report healthy.
     startup_timeout: int = Field(600, gt=0)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        for origin in v:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(f"cors origin {origin!r} is not scheme://host[:port] (or '*')")
+        return v
 
 
 class SweepSection(Section):

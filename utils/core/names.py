@@ -27,6 +27,7 @@ class EvalStage(StrEnum):
 
 # --- artifacts ---
 DATASET = "dataset"  # prepare_data: the prepared splits (a folder)
+DATA_REPORT = "data_report"  # prepare_data: the data report (HTML); also its metadata key
 ADAPTER = "adapter"  # finetune: the LoRA adapter with its tokenizer (a folder)
 TRAINING_SUMMARY = "training_summary"
 LOSS_CURVE = "loss_curve"
@@ -51,11 +52,25 @@ def predictions_name(stage: EvalStage | str) -> str:
 GENERATE = "generate"
 SERVED_TEXTS = "texts"
 SERVED_SLOT_ERRORS = "slot_errors"
-# The deployment's default endpoints (ZenML's DeploymentSettings defaults), which the request
-# checks guard and `serve` prints.
-INVOKE_PATH = "/invoke"
-SUBMIT_PATH = "/submit"
-HEALTH_PATH = "/health"
+# The deployment's default endpoints, which the request checks guard and `serve` prints:
+# `INVOKE_PATH`, `SUBMIT_PATH`, `HEALTH_PATH`, read from ZenML's `DeploymentSettings`
+# defaults on first use (importing ZenML costs ~1.5 s), so a rename in ZenML moves them too.
+_ENDPOINT_FIELDS = {
+    "INVOKE_PATH": "invoke_url_path",
+    "SUBMIT_PATH": "submit_url_path",
+    "HEALTH_PATH": "health_url_path",
+}
+# Model-version metadata key of a running deployment's counters (requests, inputs, errors
+# by status, latency p50/p95), rewritten every `serving.stats_every_s`.
+SERVING_STATS = "serving_stats"
+
+
+def __getattr__(name: str) -> str:
+    if name not in _ENDPOINT_FIELDS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from zenml.config.deployment_settings import DeploymentSettings
+
+    return DeploymentSettings.model_fields[_ENDPOINT_FIELDS[name]].default
 
 
 # --- model-version metadata keys (besides the two metrics_name keys) ---
@@ -105,6 +120,9 @@ PROMOTION_STAGES = (Stage.STAGING, Stage.PRODUCTION)
 # Accelerate's children import the project from here.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SPLITS = ("train", "validation", "test")
+# ViGGO on the Hugging Face hub; the files in data/viggo/ are the same rows (`dataset.source`).
+VIGGO_HUB_DATASET = "GEM/viggo"
+VIGGO_EMBEDDED_DIR = PROJECT_ROOT / "data" / "viggo"
 
 
 def split_file(split: str) -> str:

@@ -3,7 +3,7 @@
 A metric is named here once, with its direction; a task lists the metrics it computes (in
 report order), its source columns, and whether its input or target is a ViGGO meaning
 representation. Config validation, promotion, the HTML report and the CLI summary read
-these entries; `utils.evaluation.task_metrics` computes the values under these names.
+these entries; `utils.metrics.task_metrics` computes the values under these names.
 Adding a metric: an entry below (and in its task's `metrics`), and its computation.
 """
 

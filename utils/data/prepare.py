@@ -2,11 +2,16 @@
 
 The output folder holds `train.jsonl` / `validation.jsonl` (prompt, target, token ids and
 labels) and `test.jsonl` (prompt and references), so training never re-tokenizes and
-evaluation reads the very prompt text training used.
+evaluation reads the very prompt text training used, and `data_report.json` (the data
+report: `utils.data.report`). Training rows go through the opt-in cleaning steps, then
+`train_fraction` and `max_train_samples`, then augmentation; validation and test are only
+sampled (validation) or kept whole (test).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import random
 import statistics
 from pathlib import Path
@@ -14,15 +19,50 @@ from typing import Any
 
 from utils.config import DatasetSection
 from utils.core.names import SPLITS, split_file
+from utils.data.augment import augment_rows
+from utils.data.cleaning import clean_train
 from utils.data.jsonl import write_jsonl
 from utils.data.prompts import IGNORE_INDEX, build_prompt, encode_example, system_prompt_for
+from utils.data.report import build_report, length_histogram, report_headline, report_summary
 from utils.data.rows import load_task_splits
+
+logger = logging.getLogger(__name__)
+
+# In the prepared folder, next to the splits: every section of the data report, as JSON.
+DATA_REPORT_FILE = "data_report.json"
 
 
 def _sample(rows: list[dict[str, Any]], limit: int | None, seed: int) -> list[dict[str, Any]]:
     if limit is None or limit >= len(rows):
         return rows
     return random.Random(seed).sample(rows, limit)
+
+
+def take_fraction(rows: list[dict[str, Any]], fraction: float, seed: int) -> list[dict[str, Any]]:
+    """A seeded share of `rows` in their original order; smaller shares are subsets of
+    larger ones (one shuffled order, cut shorter), so a data curve adds rows as it grows."""
+    if fraction >= 1.0:
+        return rows
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    keep = sorted(order[: max(1, round(fraction * len(rows)))])
+    return [rows[i] for i in keep]
+
+
+def training_rows(
+    splits: dict[str, list[dict[str, Any]]], cfg: DatasetSection, report: dict[str, Any], seed: int
+) -> list[dict[str, Any]]:
+    """Cleaned, cut down to `train_fraction` / `max_train_samples`, then augmented; what
+    cleaning removed and augmentation added goes into `report`."""
+    train, cleaning = clean_train(splits["train"], splits["test"], cfg)
+    if cleaning:
+        report["cleaning"] = cleaning
+    train = take_fraction(train, cfg.train_fraction, seed)
+    train = _sample(train, cfg.max_train_samples, seed)
+    if cfg.augment:
+        added, report["augmentation"] = augment_rows(train, cfg)
+        train = train + added
+    return train
 
 
 def length_stats(lengths: list[int]) -> dict[str, float]:
@@ -53,12 +93,18 @@ def prepare_dataset(
     loaded = load_task_splits(cfg)
     splits = {split: rows.rows for split, rows in loaded.items()}
     system = system_prompt_for(cfg.task, cfg.system_prompt)
-    limits = {"train": cfg.max_train_samples, "validation": cfg.max_validation_samples}
     meta: dict[str, Any] = {"split_sizes": {}, "token_lengths": {}, "task": cfg.task}
     meta["malformed_rows"] = {split: len(rows.skipped) for split, rows in loaded.items()}
+    report = build_report(splits, cfg.task, cfg.near_duplicate_similarity)
+    chosen = {
+        "train": training_rows(splits, cfg, report, seed),
+        "validation": _sample(splits["validation"], cfg.max_validation_samples, seed),
+        "test": splits["test"],
+    }
+    report["lengths"] = {}
     out_dir.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
-        rows = _sample(splits[split], limits.get(split), seed)
+        rows = chosen[split]
         prepared = []
         for row in rows:
             prompt = build_prompt(tokenizer, row["input"], system, cfg.enable_thinking)
@@ -80,8 +126,12 @@ def prepare_dataset(
                 "target": length_stats(target),
                 "truncated_rows": sum(n >= cfg.max_length for n in total),
             }
+            report["lengths"][split] = length_histogram(total, cfg.max_length)
         if split == "train":
             meta["formatted_examples"] = [
                 render_masked(tokenizer, r["input_ids"], r["labels"]) for r in prepared[:3]
             ]
+    (out_dir / DATA_REPORT_FILE).write_text(json.dumps(report, ensure_ascii=False, indent=1))
+    meta["data_report"] = report_summary(report)
+    logger.info(report_headline(report))
     return meta

@@ -1,5 +1,8 @@
-"""Raw splits from a local folder or the hub, and seeded splits carved out of train.
+"""Raw splits from a local folder, the embedded ViGGO files or the hub, and seeded splits
+carved out of train.
 
+A local folder (`dataset.data_dir`, `--data-dir`) wins over `dataset.source`: `embedded`
+(the default, `data/viggo/`, sha256-checked) or `hub` (`datasets.load_dataset(name)`).
 A local folder holds `train`/`validation`/`test` as `.jsonl`, `.json`, `.csv` or `.parquet`
 (ViGGO's own `viggo-<split>.csv` names work too). Rows come back as plain dicts, exactly as
 the source has them; `utils.data.rows` turns them into task rows.
@@ -12,8 +15,9 @@ import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from utils.core.errors import UserError
 from utils.core.names import SPLITS
+from utils.data.embedded import EMBEDDED_DIR, verified_embedded_dir
+from utils.data.errors import DataError
 
 if TYPE_CHECKING:
     from utils.config import DatasetSection, SplitRatio
@@ -23,10 +27,6 @@ CSV_ALIASES = {"mr": "meaning_representation", "ref": "target"}
 FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
 logger = logging.getLogger(__name__)
-
-
-class DataError(UserError, ValueError):
-    """A data problem a user can fix: the message names the file, split or column."""
 
 
 def find_split_file(data_dir: Path, split: str) -> Path:
@@ -93,7 +93,8 @@ def load_hub_splits(
     except Exception as e:  # network errors surface as many exception types
         raise DataError(
             f"could not load dataset {name!r} from the Hugging Face hub ({type(e).__name__}); "
-            "pass --data-dir PATH to a folder with train/validation/test files"
+            "pass --data-dir PATH to a folder with train/validation/test files, or use "
+            "dataset.source: embedded (the ViGGO files in data/viggo/)"
         ) from e
     missing = [s for s in required if s not in ds]
     if missing:
@@ -137,11 +138,23 @@ def carve_missing_splits(
     return out
 
 
+def local_data_dir(cfg: DatasetSection) -> Path | None:
+    """The folder the splits are read from (a data dir, else the embedded files), or None for
+    the hub. Checksums are not checked here: `load_raw_splits` does before reading."""
+    if cfg.data_dir:
+        return Path(cfg.data_dir)
+    return EMBEDDED_DIR if cfg.source == "embedded" else None
+
+
 def load_raw_splits(cfg: DatasetSection) -> tuple[dict[str, list[dict[str, Any]]], str]:
-    """The three raw splits of a local folder or hub dataset, carving missing ones if asked."""
+    """The three raw splits of a local folder, the embedded files or a hub dataset, carving
+    missing ones if asked."""
     required = SPLITS if cfg.split_ratio is None else ("train",)
     if cfg.data_dir:
         raw, origin = load_local_splits(cfg.data_dir, required), str(cfg.data_dir)
+    elif cfg.source == "embedded":
+        folder = verified_embedded_dir()
+        raw, origin = load_local_splits(folder, required), "the embedded ViGGO (data/viggo/)"
     else:
         raw, origin = load_hub_splits(cfg.name, required), cfg.name
     logger.info("Loaded %s from %s", {k: len(v) for k, v in raw.items()}, origin)

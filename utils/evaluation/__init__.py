@@ -1,2 +1,2 @@
-"""Evaluation: generate on a split and score it (`evaluator`), the metrics (`text_metrics`,
-`task_metrics`) and the HTML report of the predictions (`report`)."""
+"""Evaluation: generate on a split and score it (`evaluator`), and the HTML report of the
+predictions (`report`); the metrics themselves live in `utils.metrics`."""

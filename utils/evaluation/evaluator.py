@@ -13,10 +13,9 @@ from utils.core.names import EVAL_SET, GENERATION_SECONDS, PEAK_MEMORY_MB, split
 from utils.core.peak_memory import PeakMemory
 from utils.core.tasks import NUM_ROWS, get_task
 from utils.data.jsonl import read_jsonl
-from utils.evaluation.task_metrics import compute_metrics
-from utils.inference.generation import max_new_tokens_for
-from utils.inference.rerank import decode_outputs
-from utils.modeling.loader import load_model
+from utils.inference.decoder import Decoder
+from utils.inference.stops import max_new_tokens_for
+from utils.metrics.task_metrics import compute_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -54,21 +53,14 @@ def evaluate_on_split(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(metrics, one record per row) of `model_source` (+ `adapter_dir`) on `cfg.split`."""
     rows = select_rows(read_jsonl(dataset_dir / split_file(cfg.split)), cfg.max_samples)
-    model, tokenizer = load_model(model_source, adapter=adapter_dir, padding_side="left")
+    decoder = Decoder.load(model_source, cfg, task, adapter_dir)
     max_new = cfg.max_new_tokens or max_new_tokens_for(
-        tokenizer, length_references(dataset_dir, rows)
+        decoder.engine.tokenizer, length_references(dataset_dir, rows)
     )
     prompts, inputs = [r["prompt"] for r in rows], [r["input"] for r in rows]
-    rerank = cfg.rerank
-    if rerank is not None and rerank.apply_to == "finetuned" and adapter_dir is None:
-        rerank = None  # the base model decodes greedily (see RerankSection.apply_to)
     start = time.perf_counter()
     with PeakMemory() as peak:
-        decoded = decode_outputs(
-            model, tokenizer, prompts, inputs, task, rerank, batch_size=cfg.batch_size,
-            max_new_tokens=max_new, engine=cfg.engine, stop_at_newline=cfg.stop_at_newline,
-            desc=desc,
-        )  # fmt: skip
+        decoded = decoder.decode(prompts, inputs, max_new, desc=desc)
     generations, greedy_texts = decoded.generations, decoded.greedy_texts
     seconds = time.perf_counter() - start
     predictions = generations.texts

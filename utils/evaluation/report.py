@@ -20,7 +20,7 @@ from utils.core.tasks import (
     Metric,
     get_task,
 )
-from utils.evaluation.task_metrics import per_row_scores
+from utils.metrics.task_metrics import per_row_scores
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; font-size: 13px;

@@ -1,7 +1,7 @@
 """The leaderboard of model versions: one row per evaluated version, grouped by what it was
 scored on, ranked inside each group, formatted as text, markdown, CSV or JSON.
 
-Rows come from model-version metadata (`utils.zenml_ops.leaderboard` reads it); nothing
+Rows come from model-version metadata (`utils.zenml_ops.leaderboard_store` reads it); nothing
 here talks to ZenML. Versions scored on different evaluation sets (or tasks) are never
 ranked together: each (task, eval_set) is its own group.
 """

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from utils.config import PipelineConfig, RerankSection
+from utils.config import PipelineConfig
 from utils.data.prompts import build_prompt, system_prompt_for
-from utils.inference.rerank import decode_outputs
+from utils.inference.decoder import Decoder
+from utils.inference.rerank import Reranked
 from utils.modeling.loader import load_model
 
-# Where neither the config nor the version's evaluation says (a version scored before the
-# evaluation recorded its `max_new_tokens`).
+# Where neither the caller, the config nor the version's evaluation says (a version scored
+# before the evaluation recorded its `max_new_tokens`).
 FALLBACK_MAX_NEW_TOKENS = 128
 
 
@@ -22,10 +23,8 @@ class AdapterGenerator:
     `cfg` did: its prompt, stop rules, engine and (unless `rerank` is turned off) reranking."""
 
     cfg: PipelineConfig
-    model: Any
-    tokenizer: Any
+    decoder: Decoder
     max_new_tokens: int
-    rerank: RerankSection | None
 
     @classmethod
     def load(
@@ -35,37 +34,41 @@ class AdapterGenerator:
         max_new_tokens: int | None = None,
         rerank: bool = True,
     ) -> AdapterGenerator:
-        model, tokenizer = load_model(cfg.model.source(), adapter=adapter, padding_side="left")
-        return cls(
-            cfg,
-            model,
-            tokenizer,
-            max_new_tokens or cfg.evaluation.max_new_tokens or FALLBACK_MAX_NEW_TOKENS,
-            cfg.evaluation.rerank if rerank else None,
-        )
+        """`max_new_tokens` None: the config's `evaluation.max_new_tokens`."""
+        ds = cfg.dataset
+        decoder = Decoder.load(cfg.model.source(), cfg.evaluation, ds.task, adapter, rerank)
+        max_new = max_new_tokens or cfg.evaluation.max_new_tokens or FALLBACK_MAX_NEW_TOKENS
+        return cls(cfg, decoder, max_new)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.decoder.engine.tokenizer
+
+    def prompts(self, inputs: list[str]) -> list[str]:
+        """The prompts of task `inputs`, as training and evaluation wrote them."""
+        ds = self.cfg.dataset
+        system = system_prompt_for(ds.task, ds.system_prompt)
+        return [build_prompt(self.tokenizer, t, system, ds.enable_thinking) for t in inputs]
+
+    def decode(self, inputs: list[str], batch_size: int | None = None) -> Reranked:
+        """Completions of task `inputs` with what decoding them cost (`stats`)."""
+        return self.decoder.decode(self.prompts(inputs), inputs, self.max_new_tokens, batch_size)
 
     def generate(self, inputs: list[str], batch_size: int | None = None) -> list[str]:
         """Completions of task `inputs` (MRs, sentences, ...), in order."""
-        ds, ev = self.cfg.dataset, self.cfg.evaluation
-        system = system_prompt_for(ds.task, ds.system_prompt)
-        prompts = [build_prompt(self.tokenizer, t, system, ds.enable_thinking) for t in inputs]
-        return decode_outputs(
-            self.model, self.tokenizer, prompts, inputs, ds.task, self.rerank,
-            batch_size=batch_size or ev.batch_size, max_new_tokens=self.max_new_tokens,
-            engine=ev.engine, stop_at_newline=ev.stop_at_newline,
-        ).generations.texts  # fmt: skip
+        return self.decode(inputs, batch_size).generations.texts
 
 
 def generate_with_adapter(
     cfg: PipelineConfig,
     adapter: Path,
     inputs: list[str],
-    max_new_tokens: int | None = 128,
-    batch_size: int = 16,
+    max_new_tokens: int | None = None,
+    batch_size: int | None = None,
 ) -> list[str]:
     """Completions of task `inputs` (MRs, sentences, ...) with the adapter trained by `cfg`,
     prompted exactly as in training, decoded as its evaluation was (greedy, or reranked when
-    `evaluation.rerank` is set)."""
+    `evaluation.rerank` is set); `max_new_tokens` and `batch_size` default to the config's."""
     return AdapterGenerator.load(cfg, adapter, max_new_tokens).generate(inputs, batch_size)
 
 

@@ -8,14 +8,11 @@ from typing import Any
 
 import torch
 
-from utils.inference.decoding import Decoded, Sampling, TokenPicker, left_padded
-from utils.inference.kv_cache import (
-    cache_tensors,
-    cache_with_prefix,
-    common_prefix,
-    prefix_kv,
-    set_cache_tensors,
-)
+from utils.inference.engine import Sampling
+from utils.inference.growing_cache import growing_cache
+from utils.inference.token_batches import Decoded, left_padded
+from utils.inference.token_picker import TokenPicker
+from utils.modeling.kv_cache import cache_tensors, common_prefix, prefix_kv, set_cache_tensors
 
 
 def _left_pad_kv(t: torch.Tensor, length: int) -> torch.Tensor:
@@ -155,7 +152,7 @@ class _Prefill:
             )
             for layer in range(len(parts[0].kv))
         ]
-        cache = cache_with_prefix(self.model, [], len(parts), growing=True)
+        cache = growing_cache(self.model, [], len(parts))
         for layer, (k, v) in zip(cache.layers, kv, strict=True):
             layer.update(k, v)
         mask = torch.cat(
@@ -168,7 +165,7 @@ class _Prefill:
         ids, own_mask = left_padded([seq[p:] for seq in prompts], self.pad_id)
         ids, own_mask = ids.to(self.device), own_mask.to(self.device)
         # Decode caches append in place (no copy of the whole cache per token).
-        cache = cache_with_prefix(self.model, self.prefix_kv, n, growing=True)
+        cache = growing_cache(self.model, self.prefix_kv, n)
         mask = torch.cat([own_mask.new_ones((n, p)), own_mask], dim=1)
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)[:, p:]
         logits = self.model(
@@ -199,13 +196,11 @@ class _Prefilled:
         return _Prefilled(kv, self.mask.clone(), self.logits.clone())
 
 
-class Watch:
-    """Steers a decode from outside: `order` sorts the waiting rows (lower first; `length`
-    is the row's prompt length), `finished` is told each row's tokens and mean
-    log-probability as it stops, and `wanted` says whether a waiting row should still start."""
+class TokenWatch:
+    """Steers a decode (see `utils.inference.engine.Watch`), told each finished row's token
+    ids rather than its text."""
 
     def order(self, row: int, length: int) -> tuple[int, ...]:
-        # Longest prompts first, so that a refill prefills prompts of similar length together.
         return (-length,)
 
     def finished(self, row: int, tokens: list[int], mean_logprob: float) -> None:
@@ -225,19 +220,20 @@ def decode_continuous(
     bar: Any,
     sampling: Sampling | None = None,
     scores: bool = False,
-    watch: Watch | None = None,
+    watch: TokenWatch | None = None,
+    seeds: list[int] | None = None,
 ) -> Decoded:
     """Decode every encoded prompt; `watch` (optional) orders the waiting prompts, sees each
     finished row and may drop waiting rows that are no longer needed (they come back with
-    no tokens)."""
+    no tokens). Sampled rows are seeded by `seeds` (one per encoded prompt)."""
     device = next(model.parameters()).device
     stop_ids = torch.tensor(stops, device=device)
-    pick = TokenPicker(sampling, device, scores)
+    pick = TokenPicker(sampling, seeds, scores)
     # Repeated prompts are sampled candidates, drawn in waves: later waves reuse the first
     # prefill. Greedy decodes get distinct prompts and keep the plain path.
     repeats = len(set(map(tuple, encoded))) < len(encoded)
     prefill = _Prefill(model, encoded, pad_id, device, reuse=repeats)
-    order = (watch or Watch()).order
+    order = (watch or TokenWatch()).order
     pending = sorted(range(len(encoded)), key=lambda i: order(i, len(encoded[i])))
     out_tokens: list[list[int]] = [[] for _ in encoded]
     logprobs = [0.0] * len(encoded)
@@ -257,7 +253,7 @@ def decode_continuous(
             cache, mask, logits = prefill([encoded[i] for i in rows])
             if repeats:
                 prefill.keep_only({tuple(encoded[i]) for i in pending})
-            first, chosen = pick(logits)
+            first, chosen = pick(logits, rows)
             fresh = range(len(batch), len(batch) + len(rows))
             batch.add(cache, mask, rows, first)
         else:
@@ -271,7 +267,7 @@ def decode_continuous(
                 use_cache=True,
                 logits_to_keep=1,
             ).logits
-            batch.next_token, chosen = pick(logits[:, -1])
+            batch.next_token, chosen = pick(logits[:, -1], batch.rows)
         # `next_token` holds each row's newest output token, not yet fed to the model; after
         # a refill only the new rows have one.
         tokens = batch.next_token.tolist()
@@ -287,5 +283,7 @@ def decode_continuous(
                 for slot in finished.nonzero().flatten().tolist():
                     row = batch.rows[slot]
                     watch.finished(row, out_tokens[row], logprobs[row] / len(out_tokens[row]))
+            for slot in finished.nonzero().flatten().tolist():
+                pick.forget(batch.rows[slot])
             batch.keep((~finished).nonzero().flatten())
     return Decoded(out_tokens, logprobs if scores else None)

@@ -13,7 +13,9 @@ Sampled candidates are drawn in waves inside one continuous decode: two candidat
 failing input, then two more, ...; an input stops drawing once a candidate passes the check,
 so easy inputs cost two candidates and only hard ones reach `candidates`. The two of a wave
 start together and share one prefill of their prompt (on a CPU the prefill is about half of
-a candidate's cost).
+a candidate's cost). An input's j-th candidate is seeded by (`rerank.seed`, its prompt, j)
+(`utils.inference.engine.draw_seed`): its reranked output is the same whatever else is
+decoded with it (the whole test split, or one served request).
 """
 
 from __future__ import annotations
@@ -27,11 +29,8 @@ from typing import Any
 from utils.config import RerankSection
 from utils.core.names import ENGINE
 from utils.core.tasks import TaskName
-from utils.evaluation.text_metrics import rouge_l
-from utils.inference.continuous import Watch
-from utils.inference.decoding import Sampling
-from utils.inference.generation import Generations, beam_candidates, decoded_text, generate
-from utils.inference.kv_cache import plain_cache_fallback
+from utils.inference.engine import Engine, Generations, Sampling, Watch
+from utils.metrics.text_metrics import rouge_l
 from utils.viggo import parse_mr, slot_errors, try_parse_mr
 
 logger = logging.getLogger(__name__)
@@ -121,10 +120,9 @@ class _Draws(Watch):
         inputs: list[str],
         best: list[CandidatePool],
         task: str,
-        decode: Any,
         until_passing: bool,
     ) -> None:
-        self.inputs, self.best, self.task, self.decode = inputs, best, task, decode
+        self.inputs, self.best, self.task = inputs, best, task
         self.until_passing = until_passing
         self.drawn = 0
 
@@ -134,9 +132,8 @@ class _Draws(Watch):
         n = len(self.inputs)
         return (row // n // self.PER_WAVE, -length, row % n)
 
-    def finished(self, row: int, tokens: list[int], mean_logprob: float) -> None:
+    def finished(self, row: int, text: str, mean_logprob: float) -> None:
         i = row % len(self.inputs)
-        text = self.decode(tokens)
         self.best[i].offer(text, output_errors(self.task, self.inputs[i], text), mean_logprob)
         self.drawn += 1
 
@@ -144,37 +141,8 @@ class _Draws(Watch):
         return not self.until_passing or self.best[row % len(self.inputs)].errors > 0
 
 
-def decode_outputs(
-    model: Any,
-    tokenizer: Any,
-    prompts: list[str],
-    inputs: list[str],
-    task: str,
-    rerank: RerankSection | None,
-    *,
-    batch_size: int,
-    max_new_tokens: int,
-    engine: str = "continuous",
-    stop_at_newline: bool = True,
-    desc: str = "generate",
-) -> Reranked:
-    """The evaluation's decoding, for evaluation and for `run.py generate` alike: greedy, or
-    greedy reranked by the task's output check when `rerank` is set."""
-    if rerank is not None:
-        return generate_reranked(
-            model, tokenizer, prompts, inputs, task, rerank, batch_size=batch_size,
-            max_new_tokens=max_new_tokens, engine=engine, stop_at_newline=stop_at_newline,
-            desc=desc,
-        )  # fmt: skip
-    generations = generate(
-        model, tokenizer, prompts, batch_size, max_new_tokens, desc, engine, stop_at_newline
-    )
-    return Reranked(generations, None, {"decoding": describe(None), ENGINE: generations.engine})
-
-
 def generate_reranked(
-    model: Any,
-    tokenizer: Any,
+    engine: Engine,
     prompts: list[str],
     inputs: list[str],
     task: str,
@@ -182,8 +150,6 @@ def generate_reranked(
     *,
     batch_size: int,
     max_new_tokens: int,
-    engine: str = "continuous",
-    stop_at_newline: bool = True,
     desc: str = "generate",
 ) -> Reranked:
     """Greedy outputs of `prompts`, replaced where a candidate has fewer errors.
@@ -192,10 +158,9 @@ def generate_reranked(
     check reads. Identical prompts get the same output.
     """
     start = time.perf_counter()
-    greedy = generate(
-        model, tokenizer, prompts, batch_size, max_new_tokens, desc, engine, stop_at_newline,
-        scores=True,
-    )  # fmt: skip
+    greedy = engine.generate(
+        prompts, batch_size=batch_size, max_new_tokens=max_new_tokens, scores=True, desc=desc
+    )
     greedy_seconds = time.perf_counter() - start
     by_prompt = dict(zip(prompts, zip(inputs, greedy.texts, strict=True), strict=True))
     unique = list(by_prompt)
@@ -209,15 +174,14 @@ def generate_reranked(
     drawn, new_tokens, decoding = 0, greedy.new_tokens, describe(rerank)
     beams = rerank.method == "beam"
     if todo and not beams:
-        # Sampling runs in the continuous engine; other caches get beams instead.
-        problem = plain_cache_fallback(model, "sampled candidates", "beam search candidates")
+        # An engine that cannot sample for this model (e.g. a cache the continuous loop
+        # cannot splice) gives beams instead.
+        problem = engine.sampling_problem()
         if problem is not None:
             beams, decoding = True, f"{decoding} (fallback: beam, {problem})"
     if todo:
-        args = (model, tokenizer, todo, [by_prompt[p][0] for p in todo], [best[p] for p in todo])
-        drawn, tokens = _draw(
-            *args, task, rerank, beams, batch_size, max_new_tokens, stop_at_newline, desc
-        )
+        args = (engine, todo, [by_prompt[p][0] for p in todo], [best[p] for p in todo])
+        drawn, tokens = _draw(*args, task, rerank, beams, batch_size, max_new_tokens, desc)
         new_tokens += tokens
     chosen = {p: best[p].choice(rerank.select) for p in unique}
     rerank_seconds = time.perf_counter() - start - greedy_seconds
@@ -250,8 +214,7 @@ def generate_reranked(
 
 
 def _draw(
-    model: Any,
-    tokenizer: Any,
+    engine: Engine,
     prompts: list[str],
     inputs: list[str],
     best: list[CandidatePool],
@@ -260,30 +223,39 @@ def _draw(
     beams: bool,
     batch_size: int,
     max_new_tokens: int,
-    stop_at_newline: bool,
     desc: str,
 ) -> tuple[int, int]:
     """Offers candidates of `prompts` to `best` (beam search, or sampled); returns
     (candidates drawn, their tokens)."""
     k = rerank.candidates
     if beams:
-        found, tokens = beam_candidates(
-            model, tokenizer, prompts, k, max_new_tokens, stop_at_newline, f"{desc} beams"
-        )
+        found, tokens = engine.beam_candidates(prompts, k, max_new_tokens, f"{desc} beams")
         for b, x, options in zip(best, inputs, found, strict=True):
             for text, score in options:
                 b.offer(text, output_errors(task, x, text), score)
         return sum(len(o) for o in found), tokens
-    draws = _Draws(
-        inputs, best, task, lambda ids: decoded_text(tokenizer, ids, stop_at_newline),
-        # Without only_failing every input draws all its candidates: an error-free one may
-        # still be beaten on model score.
-        until_passing=rerank.only_failing,
-    )  # fmt: skip
-    waves = [p for _ in range(k) for p in prompts]
+    # Without only_failing every input draws all its candidates: an error-free one may
+    # still be beaten on model score.
+    draws = _Draws(inputs, best, task, until_passing=rerank.only_failing)
     sampling = Sampling(rerank.temperature, rerank.top_p, seed=rerank.seed)
-    drawn = generate(
-        model, tokenizer, waves, batch_size, max_new_tokens, f"{desc} candidates",
-        sampling=sampling, stop_at_newline=stop_at_newline, watch=draws,
-    )  # fmt: skip
-    return draws.drawn, drawn.new_tokens
+    args = dict(batch_size=batch_size, max_new_tokens=max_new_tokens, desc=f"{desc} candidates")
+    if engine.steerable:
+        waves = [p for _ in range(k) for p in prompts]
+        drawn = engine.generate(waves, sampling, watch=draws, **args)
+        return draws.drawn, drawn.new_tokens
+    # An engine that cannot be steered draws wave by wave, each wave only for the inputs
+    # that still want candidates.
+    tokens, per_wave = 0, _Draws.PER_WAVE
+    for first in range(0, k, per_wave):
+        # Each wave its own seed: an engine seeds a draw by (seed, prompt, repeat in the call).
+        sampling = Sampling(rerank.temperature, rerank.top_p, seed=rerank.seed + first)
+        rows = [j * len(prompts) + i for j in range(first, min(k, first + per_wave))
+                for i in range(len(prompts))]  # fmt: skip
+        rows = [r for r in rows if draws.wanted(r)]
+        if not rows:
+            break
+        wave = engine.generate([prompts[r % len(prompts)] for r in rows], sampling, **args)
+        for r, text, score in zip(rows, wave.texts, wave.scores or [0.0] * len(rows), strict=True):
+            draws.finished(r, text, score)
+        tokens += wave.new_tokens
+    return draws.drawn, tokens

@@ -1,2 +1,3 @@
 """Models: where the files come from (`resolve`, `hub`), how they load (`loader`,
-`precision`, `quantization`, `safety`), and LoRA on top (`lora`)."""
+`precision`, `quantization`, `safety`), LoRA on top (`lora`), and the KV cache training and
+inference share (`kv_cache`)."""

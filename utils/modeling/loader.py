@@ -8,6 +8,7 @@ come from `ModelSource` through the precision policy; the hub token from
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,16 @@ import torch
 
 from utils.config import ModelSource
 from utils.modeling.precision import Precision, precision_for
-from utils.modeling.quantization import cpu_4bit_problem, quantization_config
+from utils.modeling.quantization import (
+    cpu_4bit_kernel_note,
+    cpu_4bit_problem,
+    quantization_config,
+)
 from utils.modeling.resolve import ModelLoadError, resolve_model_path
 from utils.modeling.safety import use_safetensors_for
 from utils.zenml_ops.secrets import hf_token
+
+logger = logging.getLogger(__name__)
 
 
 def load_tokenizer(
@@ -74,6 +81,9 @@ def load_weights(
         problem = cpu_4bit_problem(model)
         if problem:
             raise ModelLoadError(f"{path}: {problem}")
+        note = cpu_4bit_kernel_note()
+        if note:
+            logger.info(note)
     return model
 
 

@@ -66,6 +66,17 @@ def bnb_repacks_4bit_on_cpu() -> bool:
     return bool(has_avx512bf16())
 
 
+def cpu_4bit_kernel_note() -> str | None:
+    """What a 4-bit model on this CPU runs on, when bitsandbytes' optional kernel is missing
+    (bitsandbytes' own warning about it is dropped: `utils.quiet_logs`)."""
+    if not bnb_repacks_4bit_on_cpu() or importlib.util.find_spec("kernels") is not None:
+        return None
+    return (
+        "4-bit layers on this CPU use bitsandbytes' built-in kernels (its optional faster one "
+        "needs the `kernels` package and the Hugging Face hub)"
+    )
+
+
 def _quantized_linears(model: Any) -> list[tuple[str, Any]]:
     """The linear layers bitsandbytes quantizes (or has quantized) in `model`."""
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.config import PipelineConfig
-from utils.core.errors import UserError
+from utils.core.errors import UserError, one_line
 from utils.core.names import HEALTH_PATH, INVOKE_PATH
 from utils.core.tasks import TaskName
 
@@ -44,6 +44,8 @@ class Served:
     url: str
     task: str
     description: str
+    # The bearer key requests need; None when the deployment has none (`--no-auth`).
+    auth_key: str | None = None
 
     @property
     def invoke_url(self) -> str:
@@ -58,10 +60,21 @@ class Served:
         import json
 
         body = json.dumps({"parameters": {"inputs": inputs or [EXAMPLE_INPUTS[self.task]]}})
+        auth = (
+            f"-H {shlex.quote(f'Authorization: Bearer {self.auth_key}')} " if self.auth_key else ""
+        )
         return (
-            f"curl -s -X POST {self.invoke_url} -H 'Content-Type: application/json' "
+            f"curl -s -X POST {self.invoke_url} {auth}-H 'Content-Type: application/json' "
             f"-d {shlex.quote(body)}"
         )
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.auth_key}"} if self.auth_key else {}
+
+    @property
+    def openai_base_url(self) -> str:
+        return self.url.rstrip("/") + "/v1"
 
 
 def ensure_deployer() -> str:
@@ -94,17 +107,18 @@ def deploy(model: str, stage: str, cfg: PipelineConfig, port: int | None = None)
     from zenml.deployers.exceptions import DeployerError
 
     from pipelines.inference import build_inference_pipeline
-    from utils.zenml_ops.model_versions import adapter_dir, find_version, version_config
+    from utils.zenml_ops.model_versions import adapter_artifact, find_version, version_config
     from utils.zenml_ops.remote_options import docker_settings
 
     serving = cfg.serving
 
     mv = find_version(model, stage)
     task = version_config(mv).dataset.task
-    adapter_dir(mv)  # fails here, in one line, rather than in the service's start-up
+    adapter_artifact(mv)  # fails here, in one line, rather than in the service's start-up
     flavor = ensure_deployer()
     port = port or serving.port
     deployer_settings: dict[str, Any] = {"lcm_timeout": serving.startup_timeout}
+    deployer_settings.update(_auth_settings(serving))
     if port is not None and flavor in _PORT_FLAVORS:
         deployer_settings["port"] = port
     pipeline = build_inference_pipeline(
@@ -117,13 +131,38 @@ def deploy(model: str, stage: str, cfg: PipelineConfig, port: int | None = None)
             deployment_name=model, timeout=serving.startup_timeout, inputs=[EXAMPLE_INPUTS[task]]
         )
     except DeployerError as e:
-        reason = " ".join(str(e).split())
+        reason = one_line(e)
         raise ServeError(
             f"deploying {model!r} failed: {reason}{_log_hint(model)}; "
             f"`python run.py serve --stop --model {model}` removes what is left"
         ) from None
     version = f"{mv.number}" + (f" ({mv.name})" if mv.name != str(mv.number) else "")
-    return Served(model, deployment.url, task, f"{model} version {version}")
+    key = deployment.auth_key if serving.auth else None
+    return Served(model, deployment.url, task, f"{model} version {version}", key)
+
+
+def _auth_settings(serving: Any) -> dict[str, Any]:
+    """The deployer's auth settings: a key from the `serving.auth_secret` ZenML secret, a
+    generated one, or none (`serving.auth: false`)."""
+    if not serving.auth:
+        return {"auth_key": None, "generate_auth_key": False}
+    if serving.auth_secret is None:
+        return {"generate_auth_key": True}
+    from zenml.client import Client
+
+    try:
+        secret = Client().get_secret(serving.auth_secret)
+    except KeyError:
+        raise ServeError(
+            f"serving.auth_secret: no ZenML secret named {serving.auth_secret!r}"
+        ) from None
+    key = secret.secret_values.get("auth_key")
+    if not key:
+        raise ServeError(
+            f"serving.auth_secret: the secret {serving.auth_secret!r} has no 'auth_key' value "
+            f"(zenml secret update {serving.auth_secret} --auth_key=...)"
+        )
+    return {"auth_key": key}
 
 
 def _log_hint(name: str) -> str:

@@ -4,7 +4,8 @@ ZenML's `/invoke` answers a body it cannot validate with FastAPI's 422 and a lis
 pydantic errors, and an input the step fails on with a 200 whose `success` is false. The
 checks here turn every bad request into one status code and a one-line reason instead:
 
-* 400 the body is not JSON (or not UTF-8)
+* 400 the body is not JSON (or not UTF-8), is nested deeper than 32 levels or holds a
+  number Python refuses to convert (an integer of thousands of digits)
 * 413 the body, the number of inputs or one input is over its `serving.*` limit
 * 415 the body is not sent as `application/json` (ZenML would ignore it)
 * 422 the JSON is not `{"parameters": {"inputs": [str, ...]}}`, the list is empty, an input
@@ -14,9 +15,11 @@ checks here turn every bad request into one status code and a one-line reason in
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
+from utils.core.errors import one_line
 from utils.core.tasks import get_task
 from utils.viggo import MRParseError, parse_mr
 
@@ -27,6 +30,11 @@ _OPTIONAL_FIELDS: dict[str, tuple[type, ...]] = {
 }
 # JSON escapes (\uXXXX) can make one character six bytes.
 _BYTES_PER_CHAR = 6
+# No valid request nests deeper than 4; a limit well above that but far below Python's
+# recursion limit keeps the parser (and any repr of the value) safe.
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_BRACKETS = re.compile(rb"[\[\]{}]")
 
 
 class BadRequest(ValueError):
@@ -63,17 +71,30 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def check_invoke_body(body: bytes, limits: RequestLimits) -> list[str]:
-    """The task inputs of an invoke request, or BadRequest saying what is wrong."""
-    if len(body) > limits.max_body_bytes:
-        raise BadRequest(413, f"request body over {limits.max_body_bytes} bytes")
+def parse_json(body: bytes, max_bytes: int) -> Any:
+    """The JSON value of a request body, or BadRequest (413 too large, 400 not UTF-8 JSON,
+    nested too deeply, or a number Python will not convert)."""
+    if len(body) > max_bytes:
+        raise BadRequest(413, f"request body over {max_bytes} bytes")
+    depth = 0
+    for bracket in _BRACKETS.findall(_JSON_STRING.sub(b"", body)):
+        depth += 1 if bracket in b"[{" else -1
+        if depth > MAX_JSON_DEPTH:
+            raise BadRequest(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        data = json.loads(body.decode("utf-8"))
+        return json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise BadRequest(400, "request body is not UTF-8") from None
     except json.JSONDecodeError as e:
         where = f"line {e.lineno} column {e.colno}"
         raise BadRequest(400, f"malformed JSON: {e.msg} at {where}") from None
+    except (ValueError, RecursionError) as e:  # e.g. an integer of 5,000 digits
+        raise BadRequest(400, f"malformed JSON: {' '.join(str(e).split())[:120]}") from None
+
+
+def check_invoke_body(body: bytes, limits: RequestLimits) -> list[str]:
+    """The task inputs of an invoke request, or BadRequest saying what is wrong."""
+    data = parse_json(body, limits.max_body_bytes)
     if not isinstance(data, dict):
         raise BadRequest(422, 'expected a JSON object {"parameters": {"inputs": [...]}}')
     for key, value in data.items():
@@ -100,28 +121,32 @@ def check_invoke_body(body: bytes, limits: RequestLimits) -> list[str]:
             f"{len(inputs)} inputs, at most {limits.max_inputs_per_request} per request "
             "(serving.max_inputs_per_request)",
         )
-    parse = get_task(limits.task).mr_role == "input"
     for i, text in enumerate(inputs):
-        _check_input(i, text, limits.max_input_chars, parse)
+        check_input(f"parameters.inputs[{i}]", text, limits)
     return inputs
 
 
-def _check_input(i: int, text: Any, max_chars: int, parse: bool) -> None:
+def check_input(where: str, text: Any, limits: RequestLimits) -> str:
+    """One task input: a non-blank string of valid Unicode within `max_input_chars`, and a
+    ViGGO MR where the task's input is one."""
     if not isinstance(text, str):
-        raise BadRequest(422, f"parameters.inputs[{i}] is not a string: {_short(text)}")
+        raise BadRequest(422, f"{where} is not a string: {_short(text)}")
     if not text.strip():
-        raise BadRequest(422, f"parameters.inputs[{i}] is blank")
-    if len(text) > max_chars:
+        raise BadRequest(422, f"{where} is blank")
+    if len(text) > limits.max_input_chars:
         raise BadRequest(
             413,
-            f"parameters.inputs[{i}] has {len(text)} characters, at most {max_chars} "
+            f"{where} has {len(text)} characters, at most {limits.max_input_chars} "
             "(serving.max_input_chars)",
         )
-    if parse:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(422, f"{where} is not valid Unicode (a lone surrogate)") from None
+    if get_task(limits.task).mr_role == "input":
         try:
             parse_mr(text)
         except MRParseError as e:
-            reason = " ".join(str(e).split())
-            raise BadRequest(
-                422, f"parameters.inputs[{i}] is not a meaning representation: {reason}"
-            ) from None
+            reason = one_line(e)
+            raise BadRequest(422, f"{where} is not a meaning representation: {reason}") from None
+    return text

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from utils.config import PipelineConfig, TrainingSection
 from utils.core.errors import UserError
 from utils.core.names import SPLITS
-from utils.data.sources import DataError, find_split_file
+from utils.data.sources import DataError, find_split_file, local_data_dir
 
 logger = logging.getLogger(__name__)
 
@@ -35,14 +35,17 @@ ENV_VAR = "LORA_CHECKPOINT_DIR"
 SAVE_TOTAL_LIMIT = 2
 # Trainer writes trainer_state.json last: its presence (parseable) marks a whole checkpoint.
 STATE_FILE = "trainer_state.json"
-REQUIRED_FILES = (STATE_FILE, "optimizer.pt", "scheduler.pt")
+REQUIRED_FILES = (STATE_FILE, "scheduler.pt")
+# The optimizer state, one of: the Trainer's own file, or accelerate's FSDP files (a whole
+# state, FULL_STATE_DICT; a folder of shards, SHARDED_STATE_DICT).
+OPTIMIZER_FILES = ("optimizer.pt", "optimizer.bin", "optimizer_0")
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 # How to checkpoint, not what to train: changing these must not orphan a checkpoint.
-# data_dir is replaced by a hash of the files' content (same data elsewhere still resumes,
-# edited data in the same place does not).
+# data_dir and source are replaced by a hash of the files' content (same data elsewhere still
+# resumes, edited data in the same place does not).
 _NOT_IN_KEY = {
     "training": ("save_steps", "resume", "checkpoint_dir"),
-    "dataset": ("data_dir",),
+    "dataset": ("data_dir", "source"),
     # Where the ranks meet, not what they train: every machine must find the same key.
     "accelerate": ("machine_rank", "main_process_ip", "main_process_port"),
 }
@@ -77,12 +80,13 @@ def checkpoint_root(training: TrainingSection) -> Path:
 
 def data_fingerprint(cfg: PipelineConfig) -> str:
     """sha256 of the split files' bytes; for a hub dataset, its name (versioned there)."""
-    if not cfg.dataset.data_dir:
+    folder = local_data_dir(cfg.dataset)
+    if folder is None:
         return f"hub:{cfg.dataset.name}"
     h = hashlib.sha256()
     for split in SPLITS:
         try:
-            path = find_split_file(Path(cfg.dataset.data_dir), split)
+            path = find_split_file(folder, split)
         except DataError:
             continue  # carved out of train by dataset.split_ratio
         h.update(f"{split}{path.suffix}\0".encode())
@@ -128,6 +132,8 @@ def state_matches(text: str, step: int) -> bool:
 
 def is_complete(path: Path) -> bool:
     if not all((path / name).is_file() for name in REQUIRED_FILES):
+        return False
+    if not any((path / name).exists() for name in OPTIMIZER_FILES):
         return False
     try:
         text = (path / STATE_FILE).read_text()

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import torch
 
 from utils.data.prompts import IGNORE_INDEX
-from utils.inference.kv_cache import common_prefix
+from utils.modeling.kv_cache import common_prefix
 
 
 class CompletionCollator:
@@ -31,8 +31,8 @@ class CompletionCollator:
     With `share_prefix`, the tokens every row of the batch starts with (the chat template and
     system prompt) come once, as `prefix_ids` of shape (1, P); `input_ids` and `labels` hold
     the rest of each row, `attention_mask` covers prefix and rest, and `position_ids` count
-    from P. `utils.inference.kv_cache.attach_prefix_cache` turns `prefix_ids` into a KV cache before
-    the forward pass. The prefix stops before the first position that predicts a label.
+    from P. `utils.training.prefix_cache.attach_prefix_cache` turns `prefix_ids` into a KV
+    cache before the forward pass. The prefix stops before the first position that predicts a label.
     """
 
     def __init__(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import io
 import os
 import socket
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,6 +157,38 @@ def launch_kwargs(
     else:
         kwargs["multi_gpu"] = True
     return kwargs
+
+
+def launch_arguments(kwargs: Mapping[str, Any]) -> argparse.Namespace:
+    """`kwargs` as `accelerate launch` itself parses them; a ConfigError where its parser
+    refuses one (an unknown option, a value outside its choices) or reads it as another
+    value. run_with_accelerate sets the options on the parsed arguments unchecked (an
+    unknown name only warns), so they are checked here before anything is launched."""
+    from accelerate.commands.launch import launch_command_parser
+
+    argv: list[str] = []
+    for key, value in kwargs.items():
+        if value is True:
+            argv.append(f"--{key}")  # a store_true flag
+        elif value is not False and value is not None:
+            argv += [f"--{key}", str(value)]
+    errors = io.StringIO()
+    try:
+        with redirect_stderr(errors):
+            args = launch_command_parser().parse_args([*argv, "train.py"])
+    except SystemExit:
+        said = errors.getvalue().strip().splitlines()
+        raise ConfigError(
+            f"accelerate launch refuses these options: {said[-1] if said else argv}"
+        ) from None
+    for key, value in kwargs.items():
+        parsed = getattr(args, key)
+        if parsed != value and not (value is False and not parsed):
+            raise ConfigError(
+                f"accelerate launch reads --{key} {value!r} as {parsed!r}: pass it as "
+                f"{type(parsed).__name__}"
+            )
+    return args
 
 
 @contextmanager

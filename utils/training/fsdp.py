@@ -1,10 +1,12 @@
-"""FSDP on the ranks: switching accelerate's plugin on where it would silently stay off (CPU
-ranks), what each rank holds, and the whole adapter gathered from the shards."""
+"""FSDP on the ranks: accelerate's GPU set-up of the plugin also on CPU ranks (where it would
+silently stay off), what each rank holds, and the whole adapter gathered from the shards."""
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -17,23 +19,69 @@ def fsdp_requested() -> bool:
     return os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
 
 
-def enable_fsdp_on_cpu_ranks(accelerator: Any) -> bool:
-    """Turn accelerate's FSDP plugin on for CPU (gloo) ranks; True if it did.
+def cpu_fsdp_problem(version: int, has_cuda: bool) -> str | None:
+    """Why FSDP `version` cannot run on this machine's ranks, or None."""
+    if version == 1 and not has_cuda:
+        # accelerate 1.15's FSDP1 plugin (`sync_module_states`, which cpu_ram_efficient_loading
+        # needs) looks for a GPU to put the synchronised weights on, and raises without one.
+        return (
+            "accelerate.fsdp.version=1 needs GPUs (accelerate's FSDP1 plugin places the "
+            "weights on one); CPU ranks run accelerate.fsdp.version=2, the default"
+        )
+    return None
 
-    accelerate 1.15 builds the plugin only for GPU-like distributed types (`state.py`:
-    MULTI_CPU is not among them), so `--use_fsdp` on CPU ranks would train plain DDP and say
-    nothing. PyTorch's FSDP runs on CPU tensors over gloo; the plugin reads the same
-    FSDP_* variables the launcher exported, so the ranks shard exactly as a GPU launch would.
+
+@contextmanager
+def accelerate_fsdp_on_cpu_ranks() -> Iterator[bool]:
+    """While accelerate builds its state: let CPU (gloo) ranks take the branch of a GPU
+    launch, so that accelerate's own FSDP set-up runs; yields whether it did.
+
+    accelerate 1.15 (`AcceleratorState.__init__`) turns the `--use_fsdp` plugin on only
+    for GPU-like distributed types: on MULTI_CPU ranks it drops the plugin and trains
+    plain DDP without a word. PyTorch's FSDP runs on CPU tensors over gloo, so the ranks
+    are shown as MULTI_GPU for the moment the state is built. Accelerate then does what it
+    does on GPUs: it keeps the plugin the launcher's FSDP_* variables configured, gives it
+    the mixed-precision policy of `mixed_precision`, and records FSDP in the state shared
+    by every `PartialState`/`AcceleratorState` of the process. What stays CPU's: the
+    device (set before, from ACCELERATE_USE_CPU) and the gloo process group.
     """
-    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+    from accelerate.state import PartialState
+    from accelerate.utils import DistributedType
 
-    state = accelerator.state
-    if not fsdp_requested() or state.distributed_type != DistributedType.MULTI_CPU:
-        return False
-    state.distributed_type = DistributedType.FSDP
-    state.fsdp_plugin = FullyShardedDataParallelPlugin()
-    logger.info("FSDP%d on CPU ranks (gloo)", state.fsdp_plugin.fsdp_version)
-    return True
+    if not fsdp_requested():
+        yield False
+        return
+    PartialState()  # the process group and device, as the launch set them
+    shared = PartialState._shared_state
+    if shared.get("distributed_type") != DistributedType.MULTI_CPU:
+        yield False  # a GPU launch: accelerate needs no help
+        return
+    shared["distributed_type"] = DistributedType.MULTI_GPU
+    try:
+        yield True
+    finally:
+        took = shared.get("distributed_type")
+        if took == DistributedType.MULTI_GPU:
+            shared["distributed_type"] = DistributedType.MULTI_CPU
+    if took != DistributedType.FSDP:
+        raise RuntimeError(
+            f"accelerate did not set up FSDP on the CPU ranks (its state says {took}): this "
+            "accelerate version builds its state differently; use accelerate.strategy=ddp"
+        )
+    logger.info("FSDP on CPU ranks (gloo), set up by accelerate as for GPUs")
+
+
+def fsdp_mixed_precision(trainer: Any) -> dict[str, str | None] | None:
+    """The dtypes of the FSDP plugin's mixed-precision policy the ranks trained with (None:
+    no FSDP, or no policy: the weights' own dtypes)."""
+    if not getattr(trainer, "is_fsdp_enabled", False):
+        return None
+    policy = trainer.accelerator.state.fsdp_plugin.mixed_precision_policy
+    if policy is None:
+        return None
+    names = ("param_dtype", "reduce_dtype", "buffer_dtype", "output_dtype")
+    dtypes = {name: getattr(policy, name, None) for name in names}
+    return {k: str(v).removeprefix("torch.") if v is not None else None for k, v in dtypes.items()}
 
 
 def _local(t: torch.Tensor) -> torch.Tensor:

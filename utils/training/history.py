@@ -1,5 +1,5 @@
-"""The Trainer's log lines (loss, learning rate, eval loss), kept for the loss curve and
-the step's metadata, in-process or across an Accelerate launch."""
+"""The Trainer's log lines (loss, learning rate, eval loss) and checkpoint saves, kept for
+the loss curve and the step's metadata, in-process or across an Accelerate launch."""
 
 from __future__ import annotations
 
@@ -30,6 +30,11 @@ class LossHistory(TrainerCallback):
 
     def __init__(self) -> None:
         self.history: list[dict[str, float]] = []
+        self.checkpoint_steps: list[int] = []
+
+    def on_save(self, args: Any, state: Any, control: Any, **kw: Any):
+        if state.is_world_process_zero:
+            self.checkpoint_steps.append(int(state.global_step))
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any):
         if not state.is_world_process_zero or not logs:

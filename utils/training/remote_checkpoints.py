@@ -26,6 +26,7 @@ from typing import Any
 
 from utils.config import PipelineConfig
 from utils.training.checkpoints import (
+    OPTIMIZER_FILES,
     REQUIRED_FILES,
     STATE_FILE,
     Found,
@@ -77,6 +78,8 @@ class CheckpointMirror:
 
         folder = _join(self.root, name)
         if not all(fileio.exists(_join(folder, f)) for f in REQUIRED_FILES):
+            return False
+        if not any(fileio.exists(_join(folder, f)) for f in OPTIMIZER_FILES):
             return False
         try:
             with fileio.open(_join(folder, STATE_FILE), "r") as f:

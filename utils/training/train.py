@@ -19,15 +19,16 @@ from utils.core.names import (
 )
 from utils.core.peak_memory import PeakMemory
 from utils.data.jsonl import read_jsonl
-from utils.inference.generation import max_new_tokens_for
+from utils.inference.stops import max_new_tokens_for
 from utils.modeling.loader import load_model
 from utils.modeling.lora import apply_lora
 from utils.modeling.precision import Precision, precision_for
 from utils.training.checkpoints import clear_checkpoints, plan_resume
 from utils.training.distributed import gather_from_ranks, trainable_digest
-from utils.training.fsdp import held_parameter_bytes, trainable_state
+from utils.training.fsdp import fsdp_mixed_precision, held_parameter_bytes, trainable_state
 from utils.training.history import LossHistory
 from utils.training.metric_log import MetricLog
+from utils.training.rank_failures import report_rank_failure
 from utils.training.remote_checkpoints import CheckpointMirror, mirror_callback
 from utils.training.trainer import (
     DistinctFirst,
@@ -61,6 +62,7 @@ def train_lora(
     metric_log: MetricLog | None = None,
 ) -> dict[str, Any]:
     """Train a LoRA adapter; the main process saves it (with tokenizer) to `adapter_dir`.
+    In a launched rank a failure is reported in one line (`utils.training.rank_failures`).
 
     Returns a summary (losses, steps, tokens, runtime, world size) that callers log to ZenML.
     Checkpoints go to a folder keyed by the config (`utils.training.checkpoints`); a matching
@@ -70,6 +72,18 @@ def train_lora(
     A `metric_log` collects (and forwards to its tracker) the per-step metrics, validation
     checks included.
     """
+    with report_rank_failure():
+        return _train_lora(cfg, dataset_dir, adapter_dir, callbacks, mirror, metric_log)
+
+
+def _train_lora(
+    cfg: PipelineConfig,
+    dataset_dir: Path,
+    adapter_dir: Path,
+    callbacks: Sequence[Any],
+    mirror: CheckpointMirror | None,
+    metric_log: MetricLog | None,
+) -> dict[str, Any]:
     from transformers import set_seed
 
     # LoRA's A matrices are drawn before the Trainer seeds anything: without this, two runs
@@ -164,9 +178,12 @@ def train_lora(
         "rank_steps": [int(r["steps"]) for r in ranks],
         "strategy": cfg.accelerate.strategy,
         "fsdp": cfg.accelerate.fsdp.model_dump() if sharded else None,
+        "fsdp_mixed_precision": fsdp_mixed_precision(trainer),
         "param_bytes": int(param_bytes),
         "rank_param_bytes": [int(r["param_bytes"]) for r in ranks],
         "resumed_from_step": plan.step,
+        # The optimizer steps at which this run wrote a Trainer checkpoint.
+        "checkpoint_steps": callback.checkpoint_steps,
         "packing": cfg.training.packing,
         "shared_prompt_prefix": bool(getattr(collator, "share_prefix", False)),
         # Why not (None when it is shared): e.g. activation checkpointing turns it off.

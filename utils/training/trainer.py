@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from utils.config import PipelineConfig
-from utils.inference.kv_cache import attach_prefix_cache, model_type, plain_cache_problem
+from utils.modeling.kv_cache import model_type, plain_cache_problem
 from utils.modeling.lora import CHECKPOINTING_KWARGS
 from utils.modeling.precision import Precision
 from utils.training.checkpoints import trainer_checkpoint_arguments
 from utils.training.collators import CompletionCollator, PackedCollator
-from utils.training.fsdp import enable_fsdp_on_cpu_ranks
+from utils.training.fsdp import accelerate_fsdp_on_cpu_ranks, trainable_state
+from utils.training.prefix_cache import attach_prefix_cache
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +124,9 @@ class DistinctFirst:
 def trainer_class() -> type:
     """transformers' Trainer, taught to turn a batch's shared prefix into a KV cache and to
     group rows by length also in small datasets."""
+    import torch
     from transformers import Trainer
+    from transformers.trainer import TRAINING_ARGS_NAME
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
     class LengthGroupedRows(LengthGroupedSampler):
@@ -136,9 +139,28 @@ def trainer_class() -> type:
         row_order: Any = None
 
         def create_accelerator_and_postprocess(self):
-            super().create_accelerator_and_postprocess()
-            if enable_fsdp_on_cpu_ranks(self.accelerator):
-                self.is_fsdp_enabled = True  # what the Trainer derives from the plugin
+            # The Trainer then derives `is_fsdp_enabled` from the plugin, as on GPUs.
+            with accelerate_fsdp_on_cpu_ranks():
+                super().create_accelerator_and_postprocess()
+
+        def save_model(self, output_dir=None, _internal_call=False):
+            if not self.is_fsdp_enabled:
+                return super().save_model(output_dir, _internal_call)
+            # The Trainer's FSDP path gathers the whole model (base weights too) onto rank 0
+            # for FULL_STATE_DICT, and saves no adapter at all for SHARDED_STATE_DICT. Only
+            # the LoRA weights are gathered here (a collective: every rank calls save_model),
+            # and the main process writes them as a plain peft adapter. The FSDP state to
+            # resume from is written beside it (`_save_optimizer_and_scheduler`).
+            output_dir = output_dir or self.args.output_dir
+            state = trainable_state(self.model)
+            if self.args.should_save:
+                self.accelerator.unwrap_model(self.model).save_pretrained(
+                    output_dir, state_dict=state
+                )
+                if self.processing_class is not None:
+                    self.processing_class.save_pretrained(output_dir)
+                torch.save(self.args, Path(output_dir) / TRAINING_ARGS_NAME)
+            return None
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if "prefix_ids" in inputs:

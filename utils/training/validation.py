@@ -20,8 +20,8 @@ import torch
 from transformers import TrainerCallback
 
 from utils.core.tasks import ROUGE_L, get_task
-from utils.evaluation.task_metrics import compute_metrics
-from utils.inference.generation import generate
+from utils.inference.transformers_engine import generate
+from utils.metrics.task_metrics import compute_metrics
 
 logger = logging.getLogger(__name__)
 

@@ -3,6 +3,9 @@ config and adapter of an existing version."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +57,26 @@ def version_config(mv: Any) -> PipelineConfig:
     return PipelineConfig.model_validate(config)
 
 
-def adapter_dir(mv: Any) -> Path:
+def adapter_artifact(mv: Any) -> Any:
+    """The version's adapter artifact (not loaded), or ModelVersionError naming the version."""
     try:
-        return Path(mv.get_artifact(ADAPTER).load())
+        artifact = mv.get_artifact(ADAPTER)
     except (KeyError, AttributeError):
-        raise ModelVersionError(f"model version {mv.name} has no {ADAPTER!r} artifact") from None
+        artifact = None
+    if artifact is None:
+        raise ModelVersionError(f"model version {mv.name} has no {ADAPTER!r} artifact")
+    return artifact
+
+
+@contextmanager
+def extracted_adapter(mv: Any) -> Iterator[Path]:
+    """The version's adapter folder: ZenML extracts a temporary copy from the artifact store
+    on every load, deleted here when the block ends (load what you need inside it)."""
+    path = Path(adapter_artifact(mv).load())
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def evaluated_max_new_tokens(mv: Any) -> int | None:

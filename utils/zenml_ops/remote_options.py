@@ -106,6 +106,6 @@ def check_step_operator(remote: RemoteSection, stack_name: str, available: set[s
     raise RemoteError(
         f"steps {', '.join(steps)} need {what} but the active stack {stack_name!r} "
         f"{have}: register one and add it with `zenml stack update {stack_name} -s NAME` "
-        "(README: Run it remotely), or run these steps on the orchestrator with "
+        "(docs/remote-and-schedules.md), or run these steps on the orchestrator with "
         "--set remote.steps.STEP.step_operator=false"
     )

@@ -122,7 +122,7 @@ def check_orchestrator(flavor: str, is_schedulable: bool, schedule: Any) -> None
         raise ScheduleError(
             f"the active stack's orchestrator ({flavor!r}) cannot run schedules; "
             f"switch to a stack whose orchestrator can ({names}): "
-            "`zenml stack set <stack>` (README: Run it on a schedule)"
+            "`zenml stack set <stack>` (docs/remote-and-schedules.md)"
         )
     kind = schedule_kind(schedule)
     kinds = SCHEDULE_KINDS.get(flavor)

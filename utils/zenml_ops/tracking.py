@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from utils.config import PipelineConfig
-from utils.core.errors import UserError
+from utils.core.errors import UserError, one_line
 from utils.core.names import EVALUATE_BASE, EVALUATE_FINETUNED, FINETUNE
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ def _check(tracker: StackTracker) -> None:
     except TrackerError:
         raise
     except Exception as e:  # whatever a misconfigured component or dead server raises
-        reason = _one_line(e)
+        reason = one_line(e, limit=300)
         for secret in _secret_values(component):
             reason = reason.replace(secret, "***")
         raise TrackerError(f"{label} cannot be used: {reason}; fix it, {OPT_OUT}") from e
@@ -180,8 +180,3 @@ def _environment_kept() -> Iterator[None]:
         for key in set(os.environ) - set(saved):
             del os.environ[key]
         os.environ.update(saved)
-
-
-def _one_line(e: Exception) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if len(text) <= 300 else text[:297] + "..."

@@ -1,6 +1,7 @@
-"""The leaderboard's ZenML side: leaderboard rows from a model's versions, and the HTML page
+"""The leaderboard's ZenML side: its rows read from a model's versions, and the HTML page
 (plus its scatter PNG) stored as artifacts and pinned to each model as curated
-visualizations, so the dashboard shows them on the model."""
+visualizations, so the dashboard shows them on the model. Ranking and formatting are
+`utils.experiments.leaderboard`'s."""
 
 from __future__ import annotations
 

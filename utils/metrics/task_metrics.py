@@ -36,7 +36,7 @@ from utils.core.tasks import (
     get_task,
     multiref,
 )
-from utils.evaluation.text_metrics import (
+from utils.metrics.text_metrics import (
     References,
     as_ref_lists,
     bleu,
@@ -186,6 +186,29 @@ def compute_metrics(
     """The metrics of `task` (`utils.core.tasks.TASKS`) for predictions of `inputs`."""
     get_task(task)
     return SCORERS[task](inputs, predictions, references)
+
+
+def score_rows(
+    task: str,
+    inputs: Sequence[str],
+    predictions: Sequence[str | None],
+    references: Sequence[str | Sequence[str]],
+) -> Metrics:
+    """What `run.py score` and the `evaluate` module (metrics/viggo) report for scored rows.
+
+    A row with k references counts as k rows (ViGGO's own layout: one row per reference),
+    so multi-reference figures group them again by input.
+    """
+    check_lengths(inputs=inputs, predictions=predictions, references=references)
+    flat_inputs: list[str] = []
+    flat_predictions: list[str] = []
+    flat_references: list[str] = []
+    for inp, pred, refs in zip(inputs, predictions, references, strict=True):
+        for ref in [refs] if isinstance(refs, str) else refs:
+            flat_inputs.append(str(inp))
+            flat_predictions.append(str(pred or ""))
+            flat_references.append(str(ref))
+    return compute_metrics(task, flat_inputs, flat_predictions, flat_references)
 
 
 def per_row_scores(

@@ -1,0 +1,92 @@
+"""Inference's decode cache: K/V buffers with spare columns, written in place.
+
+Inference only: in-place writes into tensors autograd saved would break backpropagation,
+so training's prefix cache (`utils.training.prefix_cache`) keeps transformers' own layers.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import torch
+
+from utils.modeling.kv_cache import KV, cache_with_prefix
+
+
+def growing_cache(model: Any, kv: KV, rows: int) -> Any:
+    """A decode cache of `GrowingLayer`s whose every row starts with the prefix K/V (copied
+    into its buffers)."""
+    return cache_with_prefix(model, kv, rows, layer_class=growing_layer_class())
+
+
+@functools.cache
+def growing_layer_class() -> type:
+    """`GrowingLayer` (built on first use: transformers is imported lazily)."""
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowingLayer(DynamicLayer):
+        """A decode cache layer whose K/V live in buffers with spare columns.
+
+        `DynamicLayer` concatenates the whole cache with each new token, copying all of it
+        every decode step (~10% of a CPU decode step at batch 64). Here a step writes one
+        column in place; the buffers grow by `SPARE` columns when full, and dropping rows or
+        leading columns (`select`) copies once and keeps the spare room. Inference only:
+        in-place writes into tensors autograd saved would break backpropagation.
+        """
+
+        SPARE = 64
+
+        def __init__(self) -> None:
+            self._k: torch.Tensor | None = None
+            self._v: torch.Tensor | None = None
+            self._start = self._end = 0
+            super().__init__()
+
+        @property
+        def keys(self) -> torch.Tensor | None:
+            return None if self._k is None else self._k[..., self._start : self._end, :]
+
+        @keys.setter
+        def keys(self, t: torch.Tensor | None) -> None:
+            self._k = t if t is not None and t.dim() == 4 else None
+            self._start, self._end = 0, (0 if self._k is None else self._k.shape[-2])
+
+        @property
+        def values(self) -> torch.Tensor | None:
+            return None if self._v is None else self._v[..., self._start : self._end, :]
+
+        @values.setter
+        def values(self, t: torch.Tensor | None) -> None:
+            # Set after `keys`, with the same length (as every caller here does).
+            self._v = t if t is not None and t.dim() == 4 else None
+
+        def get_seq_length(self) -> int:
+            return self._end - self._start
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            new = key_states.shape[-2]
+            if self._k is None or self._end + new > self._k.shape[-2]:
+                self._grow(key_states, value_states, new)
+            self._k[..., self._end : self._end + new, :] = key_states
+            self._v[..., self._end : self._end + new, :] = value_states
+            self._end += new
+            return self.keys, self.values
+
+        def _grow(self, key_states: torch.Tensor, value_states: torch.Tensor, new: int) -> None:
+            live = self._end - self._start
+            shape = (*key_states.shape[:-2], live + new + self.SPARE, key_states.shape[-1])
+            k, v = key_states.new_empty(shape), value_states.new_empty(shape)
+            if live:
+                k[..., :live, :] = self.keys
+                v[..., :live, :] = self.values
+            self._k, self._v, self._start, self._end = k, v, 0, live
+
+        def select(self, rows: torch.Tensor, first_col: int) -> None:
+            """Keep only `rows`, and only the columns from `first_col` on."""
+            self._k, self._v = self._k[rows], self._v[rows]
+            self._start += first_col
+
+    return GrowingLayer

@@ -1,0 +1,162 @@
+"""The `continuous` and `generate` engines: a transformers model decoding in this process.
+
+Same greedy outputs from both:
+- `continuous` (default): a decode loop over the model's forward pass and its KV cache that
+  evicts a row as soon as it stops and refills the freed slots with waiting prompts, so every
+  step computes tokens that are kept. With `generate`, a batch runs until its longest row
+  stops: on ViGGO one rambling base-model row makes the 31 others wait ~100 steps.
+- `generate`: transformers' `model.generate` on length-sorted, left-padded batches; also the
+  fallback for caches the loop cannot splice (sliding-window or hybrid models).
+
+Sampled candidates always come from the continuous loop (`generate` has no scores and no
+watch); beam search from `model.generate`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from utils.data.prompts import encode_prompt
+from utils.inference.continuous import TokenWatch, decode_continuous
+from utils.inference.engine import (
+    Engine,
+    Generations,
+    Sampling,
+    Watch,
+    draw_seeds,
+    in_prompt_order,
+    rows_to_decode,
+)
+from utils.inference.generate_decoder import decode_beams, decode_generate
+from utils.inference.stops import decoded_text, stops_for
+from utils.inference.token_batches import pad_id
+from utils.modeling.kv_cache import plain_cache_fallback
+
+TRANSFORMERS_ENGINES = ("continuous", "generate")
+
+
+class _TextWatch(TokenWatch):
+    """A text-level `Watch` under the token-level decode loop."""
+
+    def __init__(self, watch: Watch, decode: Any) -> None:
+        self.watch, self.decode = watch, decode
+
+    def order(self, row: int, length: int) -> tuple[int, ...]:
+        return self.watch.order(row, length)
+
+    def finished(self, row: int, tokens: list[int], mean_logprob: float) -> None:
+        self.watch.finished(row, self.decode(tokens), mean_logprob)
+
+    def wanted(self, row: int) -> bool:
+        return self.watch.wanted(row)
+
+
+class TransformersEngine(Engine):
+    """`model` (base, or base + adapter) and its tokenizer; `engine` picks the greedy loop."""
+
+    steerable = True
+
+    def __init__(
+        self, model: Any, tokenizer: Any, engine: str = "continuous", stop_at_newline: bool = True
+    ) -> None:
+        if engine not in TRANSFORMERS_ENGINES:
+            valid = ", ".join(TRANSFORMERS_ENGINES)
+            raise ValueError(f"unknown generation engine {engine!r}; valid: {valid}")
+        self.model, self._tokenizer, self.engine = model, tokenizer, engine
+        self.stop_at_newline = stop_at_newline
+        self.stops = stops_for(tokenizer, model, stop_at_newline)
+        self._plain_cache: dict[str, str | None] = {}
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._tokenizer
+
+    def _cache_problem(self, fast_path: str, fallback: str) -> str | None:
+        # Asked once per engine (the warning is logged once, the answer cannot change).
+        if fast_path not in self._plain_cache:
+            self._plain_cache[fast_path] = plain_cache_fallback(self.model, fast_path, fallback)
+        return self._plain_cache[fast_path]
+
+    def sampling_problem(self) -> str | None:
+        return self._cache_problem("sampled candidates", "beam search candidates")
+
+    def text(self, ids: list[int]) -> str:
+        return decoded_text(self._tokenizer, ids, self.stop_at_newline)
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        prompts: list[str],
+        sampling: Sampling | None = None,
+        *,
+        batch_size: int,
+        max_new_tokens: int,
+        scores: bool = False,
+        watch: Watch | None = None,
+        desc: str = "generate",
+    ) -> Generations:
+        """See `Engine.generate`. A `watch` (continuous loop only) sees rows finish and may
+        drop waiting ones (empty texts). ViGGO's test split repeats each MR for each of its
+        references (1,083 rows, 359 MRs): greedy decodes each once."""
+        model, tokenizer = self.model, self._tokenizer
+        unique = rows_to_decode(prompts, sampling)
+        encoded = [encode_prompt(tokenizer, p) for p in unique]
+        model.eval()
+        continuous = self.engine == "continuous" or sampling is not None
+        ran = "continuous" if continuous else "generate"
+        if continuous:
+            problem = self._cache_problem("the continuous engine", "transformers' generate")
+            if problem is not None:
+                continuous, ran = False, f"generate (fallback: {problem})"
+        if watch is not None and not continuous:
+            raise ValueError("a watched decode needs the continuous engine (a plain KV cache)")
+        run = decode_continuous if continuous else decode_generate
+        extra: dict[str, Any] = {}
+        if watch is not None:
+            extra["watch"] = _TextWatch(watch, self.text)
+        if sampling is not None:
+            extra["seeds"] = draw_seeds(sampling.seed, unique)
+        with tqdm(total=len(unique), desc=desc, unit="rows") as bar:
+            decoded = run(
+                model, encoded, batch_size, max_new_tokens, self.stops, pad_id(tokenizer), bar,
+                sampling, scores or sampling is not None, **extra,
+            )  # fmt: skip
+        texts = [self.text(ids) for ids in decoded.tokens]
+        return in_prompt_order(prompts, unique, texts, decoded.tokens, decoded.logprobs, ran)
+
+    @torch.inference_mode()
+    def beam_candidates(
+        self, prompts: list[str], beams: int, max_new_tokens: int, desc: str = "beam search"
+    ) -> tuple[list[list[tuple[str, float]]], int]:
+        encoded = [encode_prompt(self._tokenizer, p) for p in prompts]
+        self.model.eval()
+        with tqdm(total=len(prompts), desc=desc, unit="rows") as bar:
+            hyps = decode_beams(
+                self.model, encoded, beams, max_new_tokens, self.stops, pad_id(self._tokenizer),
+                bar,
+            )  # fmt: skip
+        texts = [[(self.text(ids), score) for ids, score in h] for h in hyps]
+        return texts, sum(len(ids) for h in hyps for ids, _ in h)
+
+
+def generate(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    batch_size: int,
+    max_new_tokens: int,
+    desc: str = "generate",
+    engine: str = "continuous",
+    stop_at_newline: bool = False,
+    sampling: Sampling | None = None,
+    scores: bool = False,
+) -> Generations:
+    """One decode of a model already loaded (training's validation, benchmarks, tests): a
+    `TransformersEngine` for this call."""
+    return TransformersEngine(model, tokenizer, engine, stop_at_newline).generate(
+        prompts, sampling, batch_size=batch_size, max_new_tokens=max_new_tokens, scores=scores,
+        desc=desc,
+    )  # fmt: skip

@@ -1,0 +1,211 @@
+"""One decoding thread for the whole service: the inputs of concurrent requests are decoded
+together, the model is never used by two threads at once, and the queue in front of it is
+bounded.
+
+* A request waits at most `window_s` (from its arrival) for others to join its batch;
+  requests that arrived while the previous batch decoded join it without waiting.
+* A batch that fails is decoded again one request at a time, so a failing input fails only
+  its own request (outputs do not depend on batch composition: see AdapterGenerator).
+* Past `max_queued_inputs` waiting inputs, `submit` raises QueueFull at once; a request
+  whose caller gave up (`Ticket.cancel`: a deadline or a disconnect) is dropped before it
+  decodes.
+* If the thread dies, `alive` is false, waiting requests fail with DecoderDead and new ones
+  are refused at once.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import CancelledError, Future
+from dataclasses import dataclass, field
+
+logger = logging.getLogger(__name__)
+
+
+class QueueFull(RuntimeError):
+    """More inputs are waiting than the service accepts; retry after `retry_after_s`."""
+
+    def __init__(self, queued: int, limit: int, retry_after_s: int) -> None:
+        super().__init__(
+            f"{queued} inputs are waiting, at most {limit} (serving.max_queued_inputs): "
+            f"retry in {retry_after_s} s"
+        )
+        self.retry_after_s = retry_after_s
+
+
+class DecoderDead(RuntimeError):
+    """The decoding thread has stopped: the service cannot answer any more."""
+
+
+@dataclass
+class Ticket:
+    """One request's place in the queue; `future` holds its outputs (or its error)."""
+
+    inputs: list[str]
+    enqueued: float = field(default_factory=time.monotonic)
+    future: Future = field(default_factory=Future)
+
+    def cancel(self) -> bool:
+        """Drop the request if it has not started decoding (True), else let it finish and
+        ignore its outputs (False)."""
+        return self.future.cancel()
+
+
+class Batcher:
+    """Runs `decode(inputs) -> outputs` on one thread over the inputs of whatever requests
+    are waiting, up to `max_inputs` per batch (a larger request still goes whole, alone)."""
+
+    def __init__(
+        self,
+        decode: Callable[[list[str]], list[str]],
+        max_inputs: int,
+        window_s: float = 0.0,
+        max_queued_inputs: int | None = None,
+    ) -> None:
+        self._decode = decode
+        self._max_inputs = max_inputs
+        self._window_s = window_s
+        self._max_queued = max_queued_inputs
+        self._queue: collections.deque[Ticket] = collections.deque()
+        self._queued_inputs = 0
+        self._cond = threading.Condition()
+        self._rate = _Rate()
+        self.batches = 0
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="decode", daemon=True)
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def queued_inputs(self) -> int:
+        return self._queued_inputs
+
+    def submit(self, inputs: list[str]) -> Ticket:
+        """Queue `inputs`; the ticket's future resolves to their outputs, in order."""
+        ticket = Ticket(list(inputs))
+        with self._cond:
+            if not self.alive:
+                raise DecoderDead(f"the decoding thread has stopped: {self.error!r}")
+            queued = self._queued_inputs + len(ticket.inputs)
+            # An idle service takes any request the per-request limits allow.
+            if self._max_queued is not None and self._queue and queued > self._max_queued:
+                raise QueueFull(self._queued_inputs, self._max_queued, self._retry_after())
+            self._queue.append(ticket)
+            self._queued_inputs = queued
+            self._cond.notify()
+        return ticket
+
+    def __call__(self, inputs: list[str], timeout: float | None = None) -> list[str]:
+        """Decode `inputs` and wait for them (what the pipeline's step calls)."""
+        ticket = self.submit(inputs)
+        try:
+            return ticket.future.result(timeout)
+        except TimeoutError:
+            ticket.cancel()
+            raise
+
+    def _retry_after(self) -> int:
+        per_s = self._rate.inputs_per_s()
+        seconds = self._queued_inputs / per_s if per_s else 5.0
+        return max(1, min(60, round(seconds)))
+
+    def _pop(self) -> Ticket:
+        ticket = self._queue.popleft()
+        self._queued_inputs -= len(ticket.inputs)
+        return ticket
+
+    def _next_batch(self) -> list[Ticket]:
+        """The requests of the next batch, each already marked running (so a cancel from
+        now on no longer drops it)."""
+        with self._cond:
+            while True:
+                while not self._queue:
+                    self._cond.wait()
+                first = self._pop()
+                if first.future.set_running_or_notify_cancel():
+                    break
+            batch, size = [first], len(first.inputs)
+            deadline = first.enqueued + self._window_s
+            while size < self._max_inputs:
+                if not self._queue:
+                    wait = deadline - time.monotonic()
+                    if wait <= 0:
+                        break
+                    self._cond.wait(wait)
+                    continue
+                nxt = self._queue[0]
+                if size + len(nxt.inputs) > self._max_inputs:
+                    break  # first in the next batch: arrival order is kept
+                self._pop()
+                if not nxt.future.set_running_or_notify_cancel():
+                    continue  # its caller gave up while it waited
+                batch.append(nxt)
+                size += len(nxt.inputs)
+            return batch
+
+    def _run(self) -> None:
+        batch: list[Ticket] = []
+        try:
+            while True:
+                batch = self._next_batch()
+                self._decode_batch(batch)
+        except BaseException as e:  # the service cannot answer any more: say so everywhere
+            self.error = e
+            logger.critical("the decoding thread stopped: %r", e)
+            with self._cond:
+                waiting = list(self._queue)
+                self._queue.clear()
+                self._queued_inputs = 0
+            dead = DecoderDead(f"the decoding thread stopped: {e!r}")
+            for t in batch:
+                if not t.future.done():
+                    t.future.set_exception(dead)
+            for t in waiting:
+                if t.future.set_running_or_notify_cancel():
+                    t.future.set_exception(dead)
+
+    def _decode_batch(self, batch: list[Ticket]) -> None:
+        inputs = [text for t in batch for text in t.inputs]
+        start = time.monotonic()
+        try:
+            outputs = self._decode(inputs)
+        except Exception as e:
+            if len(batch) == 1:
+                logger.warning("decoding a request of %d inputs failed: %r", len(inputs), e)
+                batch[0].future.set_exception(e)
+                return
+            # Find the request that fails; the others still get their outputs.
+            logger.warning("a batch of %d requests failed (%r): one by one now", len(batch), e)
+            for t in batch:
+                self._decode_batch([t])
+            return
+        self.batches += 1
+        self._rate.add(len(inputs), time.monotonic() - start)
+        offset = 0
+        for t in batch:
+            t.future.set_result(outputs[offset : offset + len(t.inputs)])
+            offset += len(t.inputs)
+
+
+class _Rate:
+    """Inputs per second over the last few batches (for Retry-After)."""
+
+    def __init__(self, keep: int = 8) -> None:
+        self._recent: collections.deque[tuple[int, float]] = collections.deque(maxlen=keep)
+
+    def add(self, inputs: int, seconds: float) -> None:
+        self._recent.append((inputs, seconds))
+
+    def inputs_per_s(self) -> float | None:
+        seconds = sum(s for _, s in self._recent)
+        return sum(n for n, _ in self._recent) / seconds if seconds > 0 else None
+
+
+__all__ = ["Batcher", "CancelledError", "DecoderDead", "QueueFull", "Ticket"]
