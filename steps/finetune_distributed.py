@@ -21,6 +21,7 @@ from utils.training.fsdp import cpu_fsdp_problem
 from utils.training.rank_failures import ranks_report_failures
 from utils.training.remote_checkpoints import prefetch
 from utils.zenml_ops.scratch import adopt_scratch_folder
+from utils.zenml_ops.step_context import step_memory
 from utils.zenml_ops.tracker_logging import flat_params, log_training_result, replay, step_tracker
 
 
@@ -67,15 +68,17 @@ def finetune_distributed(config_json: str, dataset: Path) -> FinetuneOutputs:
     experiment tracker. In a multi-node run this step runs on the main machine
     (machine_rank 0); see docs/distributed.md for the other machines.
     """
-    tracker = step_tracker()
-    if tracker is not None:
-        tracker.log_params(flat_params(json.loads(config_json)))  # visible while it trains
-    outputs = launch_finetune(config_json, dataset)
-    if outputs is None:
-        raise RuntimeError(
-            "this machine is not machine_rank 0: its ranks trained, the adapter and the "
-            "step's outputs come from machine_rank 0"
-        )
+    # This (launcher) process's memory; the ranks' is rank 0's, in the training summary.
+    with step_memory():
+        tracker = step_tracker()
+        if tracker is not None:
+            tracker.log_params(flat_params(json.loads(config_json)))  # visible while it trains
+        outputs = launch_finetune(config_json, dataset)
+        if outputs is None:
+            raise RuntimeError(
+                "this machine is not machine_rank 0: its ranks trained, the adapter and the "
+                "step's outputs come from machine_rank 0"
+            )
     adapter, summary, curve = outputs
     adopt_scratch_folder(Path(adapter))  # made by rank 0: removed once ZenML stored it
     rows = summary.pop(TRACKER_METRICS, [])

@@ -14,6 +14,7 @@ from utils.modeling.loader import load_tokenizer
 from utils.modeling.resolve import resolve_model_path
 from utils.zenml_ops.scratch import scratch_folder
 from utils.zenml_ops.secrets import hf_token
+from utils.zenml_ops.step_context import step_memory
 
 logger = logging.getLogger(__name__)
 
@@ -33,12 +34,15 @@ def prepare_data(
     (duplicates, conflicts, lengths, slot counts, unfaithful references, test leaks, what
     cleaning removed and augmentation added) is an HTML artifact; its counts are metadata.
     """
-    tokenizer = load_tokenizer(
-        resolve_model_path(base_model_id), trust_remote_code, token=hf_token(hf_token_secret)
-    )
-    out_dir = scratch_folder(DATASET)
-    meta = prepare_dataset(dataset, tokenizer, out_dir)
-    logger.info("Prepared splits %s; token lengths %s", meta["split_sizes"], meta["token_lengths"])
-    log_metadata(metadata=meta)
-    report = json.loads((out_dir / DATA_REPORT_FILE).read_text())
+    with step_memory():
+        tokenizer = load_tokenizer(
+            resolve_model_path(base_model_id), trust_remote_code, token=hf_token(hf_token_secret)
+        )
+        out_dir = scratch_folder(DATASET)
+        meta = prepare_dataset(dataset, tokenizer, out_dir)
+        logger.info(
+            "Prepared splits %s; token lengths %s", meta["split_sizes"], meta["token_lengths"]
+        )
+        log_metadata(metadata=meta)
+        report = json.loads((out_dir / DATA_REPORT_FILE).read_text())
     return out_dir, HTMLString(data_report_html(report, f"Data report: {dataset.task}"))

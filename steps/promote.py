@@ -12,6 +12,7 @@ from utils.zenml_ops.promotion import (
     stage_holder_metrics,
     staging_figure,
 )
+from utils.zenml_ops.step_context import step_memory
 
 logger = logging.getLogger(__name__)
 
@@ -28,36 +29,37 @@ def promote(
     Metadata is written here (not in the evaluation steps) so a cached evaluation still
     lands on the new model version.
     """
-    rule = config.promotion
-    version = get_step_context().model_version
-    candidate = metric_value(finetuned_metrics, rule.metric, EvalStage.FINETUNED)
-    base = metric_value(base_metrics, rule.metric, EvalStage.BASE)
-    holder = stage_holder_metrics(version.model.name, rule.stage, version.id)
-    staging, not_comparable = staging_figure(finetuned_metrics, holder, rule.metric)
-    promoted, reason = decide_promotion(
-        rule.metric, candidate, base, staging, rule.min_improvement, not_comparable
-    )
-    if promoted and not rule.enabled:
-        promoted, reason = False, f"promotion.enabled is false (would have: {reason})"
-    if promoted:
-        version.set_stage(ModelStages(rule.stage), force=True)
-    decision = {
-        "promoted": promoted,
-        "reason": reason,
-        "metric": rule.metric,
-        "candidate": candidate,
-        "base": base,
-        "staging_before": staging,
-    }
-    logger.info("Promotion to %s: %s (%s)", rule.stage, promoted, reason)
-    log_metadata(
-        metadata={
-            metrics_name(EvalStage.BASE): base_metrics,
-            metrics_name(EvalStage.FINETUNED): finetuned_metrics,
-            TRAINING: training_summary,
-            CONFIG: config.model_dump(),
-            PROMOTION: decision,
-        },
-        infer_model=True,
-    )
-    return decision
+    with step_memory():
+        rule = config.promotion
+        version = get_step_context().model_version
+        candidate = metric_value(finetuned_metrics, rule.metric, EvalStage.FINETUNED)
+        base = metric_value(base_metrics, rule.metric, EvalStage.BASE)
+        holder = stage_holder_metrics(version.model.name, rule.stage, version.id)
+        staging, not_comparable = staging_figure(finetuned_metrics, holder, rule.metric)
+        promoted, reason = decide_promotion(
+            rule.metric, candidate, base, staging, rule.min_improvement, not_comparable
+        )
+        if promoted and not rule.enabled:
+            promoted, reason = False, f"promotion.enabled is false (would have: {reason})"
+        if promoted:
+            version.set_stage(ModelStages(rule.stage), force=True)
+        decision = {
+            "promoted": promoted,
+            "reason": reason,
+            "metric": rule.metric,
+            "candidate": candidate,
+            "base": base,
+            "staging_before": staging,
+        }
+        logger.info("Promotion to %s: %s (%s)", rule.stage, promoted, reason)
+        log_metadata(
+            metadata={
+                metrics_name(EvalStage.BASE): base_metrics,
+                metrics_name(EvalStage.FINETUNED): finetuned_metrics,
+                TRAINING: training_summary,
+                CONFIG: config.model_dump(),
+                PROMOTION: decision,
+            },
+            infer_model=True,
+        )
+        return decision

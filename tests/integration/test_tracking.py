@@ -19,7 +19,7 @@ import yaml
 
 from tests.conftest import tiny_config
 from tests.integration.test_pipeline import _run
-from utils.core.names import PEAK_MEMORY_MB
+from utils.core.names import PEAK_MEMORY_MB, STEP_MEMORY
 
 MODEL = "tiny-test-model"  # tiny_config's model.name: the experiment's name
 TRACKER = "mlflow_local"
@@ -27,6 +27,7 @@ TRACKER = "mlflow_local"
 # metadata must not.
 TIMINGS = {
     PEAK_MEMORY_MB,
+    STEP_MEMORY,
     "train_runtime_s",
     "generation_seconds",
     "rows_per_second",

@@ -211,3 +211,21 @@ def test_loading_4bit_refuses_a_layer_this_cpu_cannot_run(
     quantization.check_quantizable(str(path), "8bit", device="cpu")  # other modes: no limit
     with pytest.raises(ModelLoadError, match="multiple of 64"):
         quantization.check_quantizable(str(path), "4bit", device="cpu")
+
+
+def test_lm_head_gets_a_contiguous_input_for_last_position_logits(tiny_model_dir: Path) -> None:
+    """`logits_to_keep=1` slices a strided view; CPU bf16 matmuls with it were 200x slower
+    and held GBs (the evaluation's memory spike): the loader makes the head's input dense."""
+    import torch
+
+    model, tok = load_on_cpu(tiny_model_dir)
+    seen = []
+    model.get_output_embeddings().register_forward_pre_hook(
+        lambda _m, args: seen.append(args[0].is_contiguous())
+    )
+    ids = torch.tensor([tok("one two three four")["input_ids"]] * 2)
+    with torch.inference_mode():
+        full = model(input_ids=ids).logits[:, -1]
+        last = model(input_ids=ids, logits_to_keep=1).logits[:, -1]
+    assert seen == [True, True]
+    assert torch.allclose(full, last, atol=1e-5)

@@ -90,6 +90,9 @@ TRAIN_RUNTIME_S = "train_runtime_s"
 TRAINABLE_PARAMS = "trainable_params"
 GENERATION_SECONDS = "generation_seconds"
 PEAK_MEMORY_MB = "peak_memory_mb"
+# Each step's own memory (utils.core.peak_memory.StepMemory): its step metadata key, and in
+# the training summary and every metrics dict, so the model version carries it too.
+STEP_MEMORY = "step_memory"
 # A sweep variant's version: {dotted key: value} of what it varied, and where it belongs
 # ({id, variant, variants, phase, status}); its versions are tagged `sweep:<id>`.
 SWEEP_OVERRIDES = "sweep_overrides"

@@ -11,6 +11,7 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
+from utils.core.names import STEP_MEMORY
 from utils.core.tasks import (
     MULTIREF_PREFIX,
     NUM_DISTINCT_INPUTS,
@@ -100,6 +101,22 @@ def _summary_table(task: str, metrics: dict[str, float]) -> str:
     return '<table class="summary">' + "".join(cells) + "</table>"
 
 
+def _memory_note(metrics: dict[str, Any]) -> str:
+    """The evaluation step's own peak memory (`STEP_MEMORY`), when the metrics carry it."""
+    memory = metrics.get(STEP_MEMORY)
+    if not isinstance(memory, dict) or memory.get("peak_rss_mb") is None:
+        return ""
+    text = (
+        f"Step memory: peak {memory['peak_rss_mb']:.0f} MiB resident, "
+        f"{memory.get('peak_above_start_mb', 0):.0f} MiB above the "
+        f"{memory.get('start_rss_mb', 0):.0f} MiB the process held when the step began "
+        f"({memory.get('method', 'measured')})."
+    )
+    if memory.get("peak_cuda_mb") is not None:
+        text += f" GPU: {memory['peak_cuda_mb']:.0f} MiB allocated at most."
+    return f'<p class="note">{_esc(text)}</p>'
+
+
 def _scores(task: str, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     # Against the row's own reference, like the headline (per-row) metrics.
     return per_row_scores(
@@ -171,7 +188,7 @@ def _row_html(
 def predictions_report_html(
     task: str,
     rows: list[dict[str, Any]],
-    metrics: dict[str, float],
+    metrics: dict[str, Any],
     title: str,
     baseline_rows: list[dict[str, Any]] | None = None,
     max_rows: int = 500,
@@ -220,6 +237,7 @@ def predictions_report_html(
         f"<h1>{_esc(title)}</h1>"
         f"<p>task: <code>{_esc(task)}</code></p>"
         f"{_summary_table(task, metrics)}"
+        f"{_memory_note(metrics)}"
         f'<p class="note">{_esc(note)}</p>'
         f'<table class="rows">{_header(task, baseline_rows is not None)}'
         f"<tbody>{''.join(body)}</tbody></table>"
