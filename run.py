@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from utils import quiet_logs
 from utils.cli import adapter_commands, compare, promote, run_command, score, serve, sweep
 from utils.core.errors import UserError
 
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     if debug:
         os.environ.setdefault("ZENML_LOGGING_VERBOSITY", "DEBUG")
+    else:
+        quiet_logs.without_user_error_tracebacks()
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
     try:
         return COMMANDS[command](argv)

@@ -242,12 +242,15 @@ def main(argv: list[str] | None = None) -> int:
         headers = {"Authorization": f"Bearer {args.key}"} if args.key else {}
         result["url"] = {"url": args.url, **measure(args.url, headers, args, None)}
     else:
+        from pipelines.inference import build_inference_pipeline
         from utils.config import load_config
         from utils.serving.deployment import deploy, stop
 
         for mode in args.record:
             cfg = load_config(args.config, [*args.set, f"serving.record={mode}"])
-            served = deploy(args.model or cfg.model.name, args.stage, cfg, args.port)
+            served = deploy(
+                args.model or cfg.model.name, args.stage, cfg, build_inference_pipeline, args.port
+            )
             print(f"deployed {served.description} at {served.url} (record={mode})", file=sys.stderr)
             try:
                 measured = measure(served.url, served.headers, args, _service_pid(served.name))

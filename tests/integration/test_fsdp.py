@@ -266,3 +266,34 @@ def test_fsdp_checkpoints_survive_a_failed_rank_and_resume(
         # Accelerate's FSDP mixed-precision policy for the bf16 autocast, as on GPUs.
         assert resumed["autocast"] == "bf16"
         assert resumed["fsdp_mixed_precision"]["param_dtype"] == "bfloat16"
+
+
+def test_a_failed_rank_under_run_py_ends_in_one_line(
+    zenml_env: Path, tiny_model_dir: Path, viggo_subset: Path
+) -> None:
+    """`python run.py` as a user runs it: rank 1 fails, the command exits 2 and its last line
+    names the rank and the cause; neither ZenML's step report nor a rank prints a traceback."""
+    import yaml
+
+    repo = Path(__file__).resolve().parents[2]
+    cfg = _config(tiny_model_dir, viggo_subset, strategy="fsdp")
+    config = zenml_env / "config.yaml"
+    config.write_text(yaml.safe_dump(json.loads(cfg.to_json())))
+    env = _failing_env(zenml_env, rank=1, after_step=1)
+    env["PYTHONPATH"] = os.pathsep.join((env["PYTHONPATH"], str(repo)))
+    done = subprocess.run(
+        [sys.executable, str(repo / "run.py"), "--config", str(config)],
+        cwd=zenml_env,
+        env={**os.environ, "TMPDIR": str(zenml_env), **env},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 2, out[-4000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        "error: step finetune: finetune failed on rank 1: "
+        "RuntimeError: injected failure after step 1"
+    ), last
+    assert "Traceback" not in out, out[-4000:]

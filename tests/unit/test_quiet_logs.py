@@ -51,3 +51,23 @@ def test_the_filter_drops_that_warning_only(caplog) -> None:
         logger.warning(quiet_logs.BNB_KERNELS_WARNING + ": %s. Please ...", "No module 'kernels'")
         logger.warning("some other bitsandbytes warning")
     assert [r.getMessage() for r in caplog.records] == ["some other bitsandbytes warning"]
+
+
+def test_a_failed_step_logs_a_user_error_without_its_traceback(caplog) -> None:
+    from utils.core.errors import UserError
+
+    quiet_logs.without_user_error_tracebacks()
+    quiet_logs.without_user_error_tracebacks()  # idempotent
+    name = quiet_logs.ZENML_STEP_FAILURE_LOGGERS[0]
+    logger = logging.getLogger(name)
+    assert sum(isinstance(f, quiet_logs.DropUserErrorTracebacks) for f in logger.filters) == 1
+    with caplog.at_level(logging.INFO, logger=name):
+        for err in (UserError("finetune failed on rank 1"), KeyError("a bug")):
+            try:
+                raise err
+            except Exception:
+                logger.exception("Step %s failed.", "finetune")
+    user, bug = caplog.records
+    assert user.getMessage() == bug.getMessage() == "Step finetune failed."
+    assert user.exc_info is None  # the command prints the error's one line
+    assert bug.exc_info is not None and bug.exc_info[0] is KeyError  # a bug keeps its trace

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from utils.cli.common import DEFAULT_CONFIG
+from utils.core.errors import UserError
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:
@@ -117,7 +118,16 @@ def main(argv: list[str]) -> int:
     preflight(cfg)
     from pipelines.finetuning import build_pipeline
 
-    run = build_pipeline(cfg, schedule, track=track)(config=cfg)
+    try:
+        run = build_pipeline(cfg, schedule, track=track)(config=cfg)
+    except RuntimeError as e:
+        from utils.zenml_ops.step_failures import StepFailed, latest_run_failure
+
+        # ZenML's "Pipeline run has failed ..." names no cause: the failed step's error does.
+        failure = None if isinstance(e, UserError) else latest_run_failure(cfg.model.name)
+        if failure is None:
+            raise
+        raise StepFailed(failure) from None
     if schedule is not None:
         when = schedule.cron_expression or f"every {schedule.interval_second}"
         print(f"scheduled ({when}): each run trains a new version of model {cfg.model.name!r}")

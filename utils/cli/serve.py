@@ -35,6 +35,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
+    from pipelines.inference import build_inference_pipeline
     from utils.config import load_config
     from utils.serving.deployment import deploy, stop
 
@@ -51,7 +52,7 @@ def main(argv: list[str]) -> int:
             "(/invoke, /submit, /v1/*)",
             file=sys.stderr,
         )
-    served = deploy(name, args.stage, cfg, args.port)
+    served = deploy(name, args.stage, cfg, build_inference_pipeline, args.port)
     print(f"serving {served.description} at {served.url}")
     print(f"health: {served.health_url}   stop: python run.py serve --stop --model {name}")
     print(served.curl())

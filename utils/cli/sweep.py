@@ -37,6 +37,7 @@ from utils.experiments.grid import (
     section_grid,
 )
 from utils.experiments.progress import duration, progress_line
+from utils.zenml_ops.step_failures import failed_step_error
 
 # Steps a sweep expects the cache to serve after the first variant (same inputs).
 SHARED_STEPS = (PREPARE_DATA, EVALUATE_BASE)
@@ -187,21 +188,6 @@ def record(outcome: Outcome, sweep_id: str, n: int) -> None:
         value = metrics.get(cfg.promotion.metric)
         outcome.metric = float(value) if isinstance(value, int | float) else None
         outcome.eval_set = metrics.get("eval_set")
-
-
-def failed_step_error(run_ids: list[Any]) -> str | None:
-    """ "step NAME: Type: message" of the first failed step: what the pipeline's own
-    exception ("Pipeline run has failed ...") does not say."""
-    from zenml.client import Client
-
-    for run_id in run_ids:
-        for name, step in Client().get_pipeline_run(run_id).steps.items():
-            info = step.exception_info if step.status.value == "failed" else None
-            if info is not None:
-                kind = (info.source or "").rpartition(".")[2] or "error"
-                message = " ".join((info.message or "").split())
-                return f"step {name}: {kind}: {message}"
-    return None
 
 
 def cache_report(outcomes: list[Outcome]) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,15 +99,22 @@ def ensure_deployer() -> str:
     return "local"
 
 
-def deploy(model: str, stage: str, cfg: PipelineConfig, port: int | None = None) -> Served:
+def deploy(
+    model: str,
+    stage: str,
+    cfg: PipelineConfig,
+    build_pipeline: Callable[..., Any],
+    port: int | None = None,
+) -> Served:
     """Deploy `model`'s version at `stage` (a stage or a number) and wait until it is healthy.
     Deploying the same model again replaces its deployment (and frees the old process).
 
     `cfg` is the serving side's config: its `serving` limits, and the `remote.docker` image
-    for deployers that build one; decoding follows the served version's own config."""
+    for deployers that build one; decoding follows the served version's own config.
+    `build_pipeline` is `pipelines.inference.build_inference_pipeline`, passed in by the
+    command: the pipelines sit above the utilities they are made of."""
     from zenml.deployers.exceptions import DeployerError
 
-    from pipelines.inference import build_inference_pipeline
     from utils.zenml_ops.model_versions import adapter_artifact, find_version, version_config
     from utils.zenml_ops.remote_options import docker_settings
 
@@ -121,7 +129,7 @@ def deploy(model: str, stage: str, cfg: PipelineConfig, port: int | None = None)
     deployer_settings.update(_auth_settings(serving))
     if port is not None and flavor in _PORT_FLAVORS:
         deployer_settings["port"] = port
-    pipeline = build_inference_pipeline(
+    pipeline = build_pipeline(
         model, str(mv.number), task, serving, deployer_settings, docker_settings(cfg.remote.docker)
     )
     try:
