@@ -1,4 +1,5 @@
-"""The whole pipeline: prepare_data -> finetune -> evaluate (base, finetuned) -> promote."""
+"""The whole pipeline: [synthesize_data ->] prepare_data -> finetune -> evaluate (base,
+finetuned) -> promote. synthesize_data is in the run only when `dataset.synthetic` is set."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from steps.finetune import finetune
 from steps.finetune_distributed import finetune_distributed
 from steps.prepare_data import prepare_data
 from steps.promote import promote
+from steps.synthesize_data import synthesize_data
 from utils.config import PipelineConfig
 from utils.core.names import (
     EVALUATE_BASE,
@@ -19,6 +21,7 @@ from utils.core.names import (
     FINETUNE,
     PREPARE_DATA,
     PROMOTE,
+    SYNTHESIZE_DATA,
     EvalStage,
 )
 from utils.training.remote_checkpoints import pending_checkpoint
@@ -34,11 +37,18 @@ evaluate_finetuned = evaluate.with_options(substitutions={"stage": EvalStage.FIN
 @pipeline
 def llm_lora_finetuning(config: PipelineConfig) -> None:
     m, task = config.model, config.dataset.task
+    # Round-trip-verified rows from earlier runs' versions, for this run's training split.
+    synthetic = (
+        synthesize_data(dataset=config.dataset, id=SYNTHESIZE_DATA)
+        if config.dataset.synthetic is not None
+        else None
+    )
     dataset, _ = prepare_data(
         dataset=config.dataset,
         base_model_id=m.base_model_id,
         trust_remote_code=m.trust_remote_code,
         hf_token_secret=m.hf_token_secret,
+        synthetic=synthetic,
         id=PREPARE_DATA,
     )
     train = finetune_distributed if config.accelerate.num_processes > 1 else finetune

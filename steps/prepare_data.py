@@ -1,7 +1,7 @@
 import json
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from zenml import log_metadata, step
 from zenml.types import HTMLString
@@ -25,21 +25,24 @@ def prepare_data(
     base_model_id: str,
     trust_remote_code: bool = False,
     hf_token_secret: str | None = None,
+    synthetic: dict[str, Any] | None = None,
 ) -> tuple[Annotated[Path, DATASET], Annotated[HTMLString, DATA_REPORT]]:
     """Load the data (hub or local folder), report on it, clean and augment training rows
-    if asked, format prompts with the model's template, tokenize.
+    if asked, add synthesize_data's rows (`synthetic`) to training, format prompts with the
+    model's template, tokenize.
 
     Only the dataset section and the tokenizer's model id are parameters, so changing
     training or evaluation settings re-uses this step from the cache. The data report
     (duplicates, conflicts, lengths, slot counts, unfaithful references, test leaks, what
-    cleaning removed and augmentation added) is an HTML artifact; its counts are metadata.
+    cleaning removed, augmentation added and synthesis kept) is an HTML artifact; its
+    counts are metadata.
     """
     with step_memory():
         tokenizer = load_tokenizer(
             resolve_model_path(base_model_id), trust_remote_code, token=hf_token(hf_token_secret)
         )
         out_dir = scratch_folder(DATASET)
-        meta = prepare_dataset(dataset, tokenizer, out_dir)
+        meta = prepare_dataset(dataset, tokenizer, out_dir, synthetic=synthetic)
         logger.info(
             "Prepared splits %s; token lengths %s", meta["split_sizes"], meta["token_lengths"]
         )

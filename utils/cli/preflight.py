@@ -47,7 +47,10 @@ def preflight(cfg: PipelineConfig) -> None:
     from utils.modeling.safety import check_model_folder
     from utils.zenml_ops.remote_options import runs_locally
     from utils.zenml_ops.secrets import check_hf_secret, hf_token
+    from utils.zenml_ops.synthetic_sources import check_sources
 
+    # The Model Control Plane is this client's, wherever the steps run.
+    check_sources(cfg.dataset)
     local = runs_locally()
     if cfg.model.hf_token_secret:
         if local:

@@ -1,7 +1,13 @@
 """The configuration: YAML -> `load_config` -> one validated, typed `PipelineConfig`."""
 
 from utils.config.base import ConfigError, Section
-from utils.config.data_sections import ColumnMap, DatasetSection, SplitRatio
+from utils.config.data_sections import (
+    ColumnMap,
+    DatasetSection,
+    SplitRatio,
+    SyntheticSection,
+    VersionRef,
+)
 from utils.config.launch_sections import AccelerateSection, FsdpSection
 from utils.config.loading import load_config, parse_override, read_yaml, validate_config
 from utils.config.remote_sections import (
@@ -47,8 +53,10 @@ __all__ = [
     "SplitRatio",
     "StepRemoteSection",
     "SweepSection",
+    "SyntheticSection",
     "TrackingSection",
     "TrainingSection",
+    "VersionRef",
     "load_config",
     "parse_override",
     "read_yaml",

@@ -40,6 +40,31 @@ class SplitRatio(Section):
         return self
 
 
+class VersionRef(Section):
+    """A model version of ZenML's Model Control Plane: a model name and a stage (staging,
+    production, latest), a version number or a version name."""
+
+    model: str = Field(min_length=1)
+    version: str = Field("staging", min_length=1)
+
+    def label(self) -> str:
+        return f"{self.model}:{self.version}"
+
+
+class SyntheticSection(Section):
+    """Round-trip-verified synthetic training rows (utils/data/synthetic.py): new MRs composed
+    from the training split's acts, slot sets and values, sentences for them from a
+    data_to_text `generator` version, kept only when the slot checker finds no error and a
+    text_to_mr `parser` version reads the sentence back as the same MR."""
+
+    generator: VersionRef
+    parser: VersionRef
+    # MRs composed (fewer when the training values run out of new combinations); the rows
+    # kept are what both checks pass.
+    rows: int = Field(500, gt=0, le=100_000)
+    seed: int = 0
+
+
 class DatasetSection(Section):
     # The hub dataset (`source: hub`); the embedded files are GEM/viggo.
     name: str = VIGGO_HUB_DATASET
@@ -80,6 +105,8 @@ class DatasetSection(Section):
     augment: tuple[str, ...] = ()
     augment_factor: float = Field(1.0, gt=0.0, le=20.0)
     augment_seed: int = 0
+    # null = off. Synthetic rows join the training split only, after augmentation.
+    synthetic: SyntheticSection | None = None
 
     @field_validator("augment", mode="before")
     @classmethod
@@ -105,7 +132,7 @@ class DatasetSection(Section):
                     "kept in one order: use 'substitute'"
                 )
             return self
-        for key in ("drop_unfaithful", "augment"):
+        for key in ("drop_unfaithful", "augment", "synthetic"):
             if getattr(self, key):
                 raise ValueError(
                     f"{key} needs a ViGGO task (data_to_text or text_to_mr): it works on "

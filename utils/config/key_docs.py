@@ -69,6 +69,19 @@ MEANINGS: dict[str, str] = {
     "and sentence), permute (reorder the MR's slots, data_to_text)",
     "dataset.augment_factor": "new augmented rows per training row",
     "dataset.augment_seed": "seed of the augmentation draws",
+    "dataset.synthetic": "round-trip-verified synthetic training rows: new MRs from the "
+    "training distribution, sentences from a generator version, kept when the slot checker "
+    "and a parser version agree; null = off",
+    "dataset.synthetic.generator": "the data_to_text model version that writes the sentences",
+    "dataset.synthetic.generator.model": "its model name in the Model Control Plane",
+    "dataset.synthetic.generator.version": "its stage (staging, production, latest), number "
+    "or name",
+    "dataset.synthetic.parser": "the text_to_mr model version that reads each sentence back as "
+    "an MR (kept only when it equals the composed one)",
+    "dataset.synthetic.parser.model": "its model name in the Model Control Plane",
+    "dataset.synthetic.parser.version": "its stage (staging, production, latest), number or name",
+    "dataset.synthetic.rows": "MRs composed (kept rows: those passing both checks)",
+    "dataset.synthetic.seed": "seed of the composition",
     # training
     "training.max_steps": "optimizer steps to train",
     "training.learning_rate": "peak learning rate",
@@ -177,8 +190,8 @@ MEANINGS: dict[str, str] = {
     "remote.step_operator": "the stack's step operator for steps with `step_operator: true`",
     "remote.settings": "pipeline-level component settings, e.g. `orchestrator.kubernetes: {...}`",
     "remote.steps": "per-step options, one entry per pipeline step",
-    "remote.steps.<step>": "options of one step (prepare_data, finetune, evaluate_base, "
-    "evaluate_finetuned, promote)",
+    "remote.steps.<step>": "options of one step (synthesize_data, prepare_data, "
+    "finetune, evaluate_base, evaluate_finetuned, promote)",
     "remote.steps.<step>.resources": "ZenML ResourceSettings of the step",
     "remote.steps.<step>.resources.cpu_count": "CPUs the step asks for",
     "remote.steps.<step>.resources.gpu_count": "GPUs the step asks for",

@@ -10,12 +10,14 @@ from enum import StrEnum
 from pathlib import Path
 
 # --- steps: invocation ids in the pipeline, names in the dashboard, `remote.steps.<id>` ---
+# Only in runs with `dataset.synthetic` set; before prepare_data, which trains on its rows.
+SYNTHESIZE_DATA = "synthesize_data"
 PREPARE_DATA = "prepare_data"
 FINETUNE = "finetune"
 EVALUATE_BASE = "evaluate_base"
 EVALUATE_FINETUNED = "evaluate_finetuned"
 PROMOTE = "promote"
-STEPS = (PREPARE_DATA, FINETUNE, EVALUATE_BASE, EVALUATE_FINETUNED, PROMOTE)
+STEPS = (SYNTHESIZE_DATA, PREPARE_DATA, FINETUNE, EVALUATE_BASE, EVALUATE_FINETUNED, PROMOTE)
 
 
 class EvalStage(StrEnum):
@@ -26,6 +28,10 @@ class EvalStage(StrEnum):
 
 
 # --- artifacts ---
+# synthesize_data: {"rows": the kept rows, "summary": counts and examples}. `synthetic` keys
+# the summary in the step's metadata and in the data report, and marks the rows in train.jsonl.
+SYNTHETIC_DATA = "synthetic_data"
+SYNTHETIC = "synthetic"
 DATASET = "dataset"  # prepare_data: the prepared splits (a folder)
 DATA_REPORT = "data_report"  # prepare_data: the data report (HTML); also its metadata key
 ADAPTER = "adapter"  # finetune: the LoRA adapter with its tokenizer (a folder)

@@ -4,8 +4,9 @@ The output folder holds `train.jsonl` / `validation.jsonl` (prompt, target, toke
 labels) and `test.jsonl` (prompt and references), so training never re-tokenizes and
 evaluation reads the very prompt text training used, and `data_report.json` (the data
 report: `utils.data.report`). Training rows go through the opt-in cleaning steps, then
-`train_fraction` and `max_train_samples`, then augmentation; validation and test are only
-sampled (validation) or kept whole (test).
+`train_fraction` and `max_train_samples`, then augmentation, then the synthetic rows (if
+synthesize_data made any); validation and test are only sampled (validation) or kept whole
+(test).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.config import DatasetSection
-from utils.core.names import SPLITS, split_file
+from utils.core.names import SPLITS, SYNTHETIC, split_file
 from utils.data.augment import augment_rows
 from utils.data.cleaning import clean_train
 from utils.data.jsonl import write_jsonl
@@ -49,19 +50,35 @@ def take_fraction(rows: list[dict[str, Any]], fraction: float, seed: int) -> lis
     return [rows[i] for i in keep]
 
 
-def training_rows(
-    splits: dict[str, list[dict[str, Any]]], cfg: DatasetSection, report: dict[str, Any], seed: int
-) -> list[dict[str, Any]]:
-    """Cleaned, cut down to `train_fraction` / `max_train_samples`, then augmented; what
-    cleaning removed and augmentation added goes into `report`."""
+def chosen_training_rows(
+    splits: dict[str, list[dict[str, Any]]], cfg: DatasetSection, seed: int = 0
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The training rows before augmentation (cleaned, cut down to `train_fraction` and
+    `max_train_samples`), and what cleaning removed: also what synthetic MRs are drawn from."""
     train, cleaning = clean_train(splits["train"], splits["test"], cfg)
+    train = take_fraction(train, cfg.train_fraction, seed)
+    return _sample(train, cfg.max_train_samples, seed), cleaning
+
+
+def training_rows(
+    splits: dict[str, list[dict[str, Any]]],
+    cfg: DatasetSection,
+    report: dict[str, Any],
+    seed: int,
+    synthetic: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Cleaned, cut down to `train_fraction` / `max_train_samples`, augmented, then joined by
+    the `synthetic` rows (synthesize_data's output); what cleaning removed, augmentation added
+    and synthesis kept goes into `report`."""
+    train, cleaning = chosen_training_rows(splits, cfg, seed)
     if cleaning:
         report["cleaning"] = cleaning
-    train = take_fraction(train, cfg.train_fraction, seed)
-    train = _sample(train, cfg.max_train_samples, seed)
     if cfg.augment:
         added, report["augmentation"] = augment_rows(train, cfg)
         train = train + added
+    if synthetic is not None:
+        report[SYNTHETIC] = synthetic["summary"]
+        train = train + synthetic["rows"]
     return train
 
 
@@ -87,9 +104,14 @@ def render_masked(tokenizer: Any, input_ids: list[int], labels: list[int]) -> st
 
 
 def prepare_dataset(
-    cfg: DatasetSection, tokenizer: Any, out_dir: Path, seed: int = 0
+    cfg: DatasetSection,
+    tokenizer: Any,
+    out_dir: Path,
+    seed: int = 0,
+    synthetic: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write the prepared splits to `out_dir`; return metadata (sizes, lengths, samples)."""
+    """Write the prepared splits to `out_dir`; return metadata (sizes, lengths, samples).
+    `synthetic`: synthesize_data's rows and summary, for training only."""
     loaded = load_task_splits(cfg)
     splits = {split: rows.rows for split, rows in loaded.items()}
     system = system_prompt_for(cfg.task, cfg.system_prompt)
@@ -97,7 +119,7 @@ def prepare_dataset(
     meta["malformed_rows"] = {split: len(rows.skipped) for split, rows in loaded.items()}
     report = build_report(splits, cfg.task, cfg.near_duplicate_similarity)
     chosen = {
-        "train": training_rows(splits, cfg, report, seed),
+        "train": training_rows(splits, cfg, report, seed, synthetic),
         "validation": _sample(splits["validation"], cfg.max_validation_samples, seed),
         "test": splits["test"],
     }

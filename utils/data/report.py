@@ -4,8 +4,8 @@ Sections (each a key of the report dict): per-split rows and distinct inputs, ex
 duplicates, one input with different labels (conflicts), token lengths against
 `dataset.max_length`, slot and dialogue-act counts, test slot values never seen in
 training, reference faithfulness (the slot checker on the references themselves) and test
-inputs that (nearly) repeat a training input (leakage). Cleaning and augmentation add
-what they removed and added. Row numbers count a split's usable rows from 0.
+inputs that (nearly) repeat a training input (leakage). Cleaning, augmentation and
+synthetic data add what they removed and added. Row numbers count a split's usable rows from 0.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
+from utils.core.names import SYNTHETIC
 from utils.core.tasks import TaskName, get_task
 from utils.data.faithfulness import unfaithful_rows
 from utils.data.mr_rows import mr_and_text
@@ -203,4 +204,6 @@ def report_headline(report: dict[str, Any]) -> str:
         parts.append(f"{key} removed {sec['removed']}")
     if "augmentation" in report:
         parts.append(f"augmentation added {report['augmentation']['added']}")
+    if SYNTHETIC in report:
+        parts.append(f"synthetic added {report[SYNTHETIC]['kept']}")
     return "Data report: " + ", ".join(parts)

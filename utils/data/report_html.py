@@ -9,6 +9,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from utils.core.names import SYNTHETIC
+
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; font-size: 13px;
        margin: 16px; color: #1f2328; }
@@ -108,7 +110,21 @@ _COLUMNS: dict[str, Columns] = {
         ("source input", "source_input", True), ("source target", "source_target", True),
         ("augmented input", "input", True), ("augmented target", "target", True),
     ],
+    "kept": [("composed MR", "mr", True), ("generated sentence", "text", True)],
+    "rejected_by_checker": [
+        ("composed MR", "mr", True), ("generated sentence", "text", True),
+        ("slot checker", "why", True),
+    ],
+    "rejected_by_round_trip": [
+        ("composed MR", "mr", True), ("generated sentence", "text", True),
+        ("parsed back as", "parsed", True),
+    ],
 }  # fmt: skip
+_SYNTHETIC_OUTCOMES = {
+    "kept": "kept",
+    "rejected_by_checker": "rejected by the slot checker",
+    "rejected_by_round_trip": "rejected by the round trip",
+}
 
 
 def _section(heading: str, examples: list[dict[str, Any]], kind: str) -> str:
@@ -184,6 +200,27 @@ def _change_sections(report: dict[str, Any]) -> list[str]:
         parts.append(
             _note("Augmented rows carry `augmented` in train.jsonl; validation and test have none.")
         )
+    if SYNTHETIC in report:
+        parts += _synthetic_sections(report[SYNTHETIC])
+    return parts
+
+
+def _synthetic_sections(s: dict[str, Any]) -> list[str]:
+    parts = [
+        f"<h2>Synthetic data: {s['kept']} training rows added, of {s['composed']} new MRs "
+        f"composed ({s['requested']} asked for)</h2>",
+        _note(
+            f"Sentences by {s.get('generator', '?')}, read back by {s.get('parser', '?')}; "
+            f"{s['rejected_by_checker']} failed the slot checker, {s['rejected_by_round_trip']} "
+            "parsed back as another MR. Synthetic rows carry `synthetic` in train.jsonl; "
+            "validation and test have none, and no composed MR is one of theirs."
+        ),
+    ]
+    for key, label in _SYNTHETIC_OUTCOMES.items():
+        examples = s["examples"][key]
+        if examples:
+            heading = f"Synthetic, {label} ({s[key]}; first {len(examples)})"
+            parts.append(_section(heading, examples, key))
     return parts
 
 

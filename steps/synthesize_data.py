@@ -1,0 +1,34 @@
+import logging
+from typing import Annotated, Any
+
+from zenml import log_metadata, step
+
+from utils.config import DatasetSection
+from utils.core.names import SYNTHETIC, SYNTHETIC_DATA
+from utils.zenml_ops.step_context import step_memory
+from utils.zenml_ops.synthetic_sources import synthesize_from_versions
+
+logger = logging.getLogger(__name__)
+
+
+# Never cached: its output depends on which version a stage (`staging`) names when it runs,
+# which is not among its inputs.
+@step(enable_cache=False)
+def synthesize_data(dataset: DatasetSection) -> Annotated[dict[str, Any], SYNTHETIC_DATA]:
+    """New MRs composed from the training split's acts, slot sets and values; sentences for
+    them from the `dataset.synthetic.generator` version; kept when the slot checker finds no
+    error and the `parser` version reads the sentence back as the same MR.
+
+    The output (`rows` and `summary`) goes to prepare_data, which adds the rows to training
+    only; the summary (counts of each outcome, examples) is this step's metadata too.
+    """
+    with step_memory():
+        result = synthesize_from_versions(dataset)
+        s = result["summary"]
+        logger.info(
+            "Synthetic data: %d of %d composed MRs kept (%d rejected by the slot checker, "
+            "%d by the round trip)",
+            s["kept"], s["composed"], s["rejected_by_checker"], s["rejected_by_round_trip"],
+        )  # fmt: skip
+        log_metadata(metadata={SYNTHETIC: s})
+    return result
