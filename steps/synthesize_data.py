@@ -5,8 +5,12 @@ from zenml import log_metadata, step
 
 from utils.config import DatasetSection
 from utils.core.names import SYNTHETIC, SYNTHETIC_DATA
+from utils.data.prepare import chosen_training_rows
+from utils.data.rows import load_task_splits
+from utils.data.synthetic import mrs_of, synthesize
+from utils.inference.adapters import version_decode
 from utils.zenml_ops.step_context import step_memory
-from utils.zenml_ops.synthetic_sources import synthesize_from_versions
+from utils.zenml_ops.synthetic_sources import ROLES, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -32,3 +36,25 @@ def synthesize_data(dataset: DatasetSection) -> Annotated[dict[str, Any], SYNTHE
         )  # fmt: skip
         log_metadata(metadata={SYNTHETIC: s})
     return result
+
+
+def synthesize_from_versions(dataset: DatasetSection) -> dict[str, Any]:
+    """synthesize_data's work: the run's training rows as prepare_data chooses them, every
+    split's MRs kept out, the named versions as generator and parser."""
+    section = dataset.synthetic
+    if section is None:
+        raise ValueError("synthesize_from_versions needs dataset.synthetic")
+    splits = {split: loaded.rows for split, loaded in load_task_splits(dataset).items()}
+    train, _ = chosen_training_rows(splits, dataset)
+    (gen_mv, gen_cfg), (parse_mv, parse_cfg) = (
+        resolve(getattr(section, role), role) for role in ROLES
+    )
+    rows, summary = synthesize(
+        train, mrs_of(splits, dataset.task), dataset.task, section.rows, section.seed,
+        generate=version_decode(gen_mv, gen_cfg), parse=version_decode(parse_mv, parse_cfg),
+        sources={
+            "generator": f"{section.generator.model}:{gen_mv.name}",
+            "parser": f"{section.parser.model}:{parse_mv.name}",
+        },
+    )  # fmt: skip
+    return {"rows": rows, "summary": summary}

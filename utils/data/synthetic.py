@@ -10,7 +10,7 @@ new combinations and never hold a validation or test MR. Distinct MRs are counte
 rows, since ViGGO has ~3 references per MR.
 
 Generating and parsing come in as plain functions (texts of inputs, in order), so the
-filters are tested without a model; `utils.zenml_ops.synthetic_sources` makes them from
+filters are tested without a model; `utils.inference.adapters.version_decode` makes them from
 model versions.
 """
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from utils.config import PipelineConfig
+from utils.core.freed_memory import release_freed_memory
 from utils.data.prompts import build_prompt, system_prompt_for
 from utils.inference.decoder import Decoder
 from utils.inference.rerank import Reranked
 from utils.modeling.loader import load_model
+from utils.zenml_ops.model_versions import evaluated_max_new_tokens, extracted_adapter
 
 # Where neither the caller, the config nor the version's evaluation says (a version scored
 # before the evaluation recorded its `max_new_tokens`).
@@ -82,3 +85,18 @@ def export_merged(cfg: PipelineConfig, adapter: Path, out_dir: Path) -> Path:
     tokenizer.padding_side = "right"
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+def version_decode(mv: Any, cfg: PipelineConfig) -> Callable[[list[str]], list[str]]:
+    """A function decoding inputs with the version's adapter: the model is loaded when it
+    is called and gone when it returns, so generator and parser are never both loaded."""
+
+    def decode(inputs: list[str]) -> list[str]:
+        with extracted_adapter(mv) as adapter:
+            loaded = AdapterGenerator.load(cfg, adapter, evaluated_max_new_tokens(mv))
+            texts = loaded.generate(inputs)
+        del loaded
+        release_freed_memory()  # before the next version's model loads
+        return texts
+
+    return decode
