@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from utils.inference.engine import Sampling
+from utils.inference.grouped_attention import grouped_attention
 from utils.inference.growing_cache import growing_cache
 from utils.inference.token_batches import Decoded, left_padded
 from utils.inference.token_picker import TokenPicker
@@ -226,6 +227,24 @@ def decode_continuous(
     """Decode every encoded prompt; `watch` (optional) orders the waiting prompts, sees each
     finished row and may drop waiting rows that are no longer needed (they come back with
     no tokens). Sampled rows are seeded by `seeds` (one per encoded prompt)."""
+    with grouped_attention(model):
+        return _decode(model, encoded, batch_size, max_new_tokens, stops, pad_id, bar, sampling,
+                       scores, watch, seeds)  # fmt: skip
+
+
+def _decode(
+    model: Any,
+    encoded: list[list[int]],
+    batch_size: int,
+    max_new_tokens: int,
+    stops: list[int],
+    pad_id: int,
+    bar: Any,
+    sampling: Sampling | None,
+    scores: bool,
+    watch: TokenWatch | None,
+    seeds: list[int] | None,
+) -> Decoded:
     device = next(model.parameters()).device
     stop_ids = torch.tensor(stops, device=device)
     pick = TokenPicker(sampling, seeds, scores)
