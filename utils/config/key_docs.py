@@ -136,6 +136,8 @@ MEANINGS: dict[str, str] = {
     "place), generate (transformers' generate) or vllm (vLLM on a GPU, "
     "requirements-vllm.txt)",
     "evaluation.stop_at_newline": "stop each answer at its first line break",
+    "evaluation.one_row_kernel": "native = one-row decode steps (serving one request) on "
+    "PyTorch's own CPU matmul, ~1.7x faster per token than oneDNN's but not bit-identical",
     "evaluation.rerank": "slot-aware decoding: extra candidates for outputs that fail the "
     "task's check, fewest errors wins; null = greedy only",
     "evaluation.rerank.method": "sample (drawn in the continuous engine) or beam (transformers' "

@@ -158,6 +158,10 @@ class EvaluationSection(Section):
     engine: Literal["continuous", "generate", "vllm"] = "continuous"
     # Answers are one line: stop there rather than let an untuned model comment on itself.
     stop_at_newline: bool = True
+    # native: a decode step of one row (one served request) skips oneDNN's bf16 matmul,
+    # slow at that shape on a CPU (1.7x per token on Zen 4); opt-in because about 1 logit in
+    # 10,000 differs by one bf16 step from the default's (utils/inference/one_row.py).
+    one_row_kernel: Literal["onednn", "native"] = "onednn"
     # null = greedy decoding only.
     rerank: RerankSection | None = None
 

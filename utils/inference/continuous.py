@@ -9,7 +9,9 @@ from typing import Any
 import torch
 
 from utils.inference.engine import Sampling
+from utils.inference.grouped_attention import grouped_attention
 from utils.inference.growing_cache import growing_cache
+from utils.inference.one_row import one_row_kernel
 from utils.inference.token_batches import Decoded, left_padded
 from utils.inference.token_picker import TokenPicker
 from utils.modeling.kv_cache import cache_tensors, common_prefix, prefix_kv, set_cache_tensors
@@ -222,10 +224,31 @@ def decode_continuous(
     scores: bool = False,
     watch: TokenWatch | None = None,
     seeds: list[int] | None = None,
+    kernel: str = "onednn",
 ) -> Decoded:
     """Decode every encoded prompt; `watch` (optional) orders the waiting prompts, sees each
     finished row and may drop waiting rows that are no longer needed (they come back with
-    no tokens). Sampled rows are seeded by `seeds` (one per encoded prompt)."""
+    no tokens). Sampled rows are seeded by `seeds` (one per encoded prompt). `kernel`: the
+    matmul of one-row decode steps (`utils.inference.one_row`)."""
+    with grouped_attention(model):
+        return _decode(model, encoded, batch_size, max_new_tokens, stops, pad_id, bar, sampling,
+                       scores, watch, seeds, kernel)  # fmt: skip
+
+
+def _decode(
+    model: Any,
+    encoded: list[list[int]],
+    batch_size: int,
+    max_new_tokens: int,
+    stops: list[int],
+    pad_id: int,
+    bar: Any,
+    sampling: Sampling | None,
+    scores: bool,
+    watch: TokenWatch | None,
+    seeds: list[int] | None,
+    kernel: str,
+) -> Decoded:
     device = next(model.parameters()).device
     stop_ids = torch.tensor(stops, device=device)
     pick = TokenPicker(sampling, seeds, scores)
@@ -259,14 +282,15 @@ def decode_continuous(
         else:
             fresh = range(len(batch))
             batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch), 1))], dim=1)
-            logits = model(
-                input_ids=batch.next_token[:, None],
-                attention_mask=batch.mask,
-                position_ids=(batch.mask.sum(-1, keepdim=True) - 1),
-                cache=batch.cache,
-                use_cache=True,
-                logits_to_keep=1,
-            ).logits
+            with one_row_kernel(kernel, len(batch)):
+                logits = model(
+                    input_ids=batch.next_token[:, None],
+                    attention_mask=batch.mask,
+                    position_ids=(batch.mask.sum(-1, keepdim=True) - 1),
+                    cache=batch.cache,
+                    use_cache=True,
+                    logits_to_keep=1,
+                ).logits
             batch.next_token, chosen = pick(logits[:, -1], batch.rows)
         # `next_token` holds each row's newest output token, not yet fed to the model; after
         # a refill only the new rows have one.

@@ -29,7 +29,10 @@ def load_engine(
     from utils.modeling.loader import load_model
 
     model, tokenizer = load_model(source, adapter=adapter, padding_side="left")
-    return TransformersEngine(model, tokenizer, evaluation.engine, evaluation.stop_at_newline)
+    return TransformersEngine(
+        model, tokenizer, evaluation.engine, evaluation.stop_at_newline,
+        evaluation.one_row_kernel,
+    )  # fmt: skip
 
 
 @dataclass

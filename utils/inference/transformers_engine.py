@@ -60,13 +60,20 @@ class TransformersEngine(Engine):
     steerable = True
 
     def __init__(
-        self, model: Any, tokenizer: Any, engine: str = "continuous", stop_at_newline: bool = True
+        self,
+        model: Any,
+        tokenizer: Any,
+        engine: str = "continuous",
+        stop_at_newline: bool = True,
+        one_row_kernel: str = "onednn",
     ) -> None:
         if engine not in TRANSFORMERS_ENGINES:
             valid = ", ".join(TRANSFORMERS_ENGINES)
             raise ValueError(f"unknown generation engine {engine!r}; valid: {valid}")
         self.model, self._tokenizer, self.engine = model, tokenizer, engine
         self.stop_at_newline = stop_at_newline
+        # The matmul of one-row decode steps (`utils.inference.one_row`).
+        self.one_row_kernel = one_row_kernel
         self.stops = stops_for(tokenizer, model, stop_at_newline)
         self._plain_cache: dict[str, str | None] = {}
 
@@ -119,6 +126,8 @@ class TransformersEngine(Engine):
             extra["watch"] = _TextWatch(watch, self.text)
         if sampling is not None:
             extra["seeds"] = draw_seeds(sampling.seed, unique)
+        if continuous:
+            extra["kernel"] = self.one_row_kernel
         with tqdm(total=len(unique), desc=desc, unit="rows") as bar:
             decoded = run(
                 model, encoded, batch_size, max_new_tokens, self.stops, pad_id(tokenizer), bar,
