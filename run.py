@@ -15,6 +15,7 @@ from collections.abc import Callable
 from utils import quiet_logs
 from utils.cli import adapter_commands, compare, promote, run_command, score, serve, sweep
 from utils.core.errors import UserError
+from utils.core.onednn_caches import bound_onednn_caches
 
 # Each command's entry point; the modules import torch and ZenML only when a command runs.
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
@@ -38,6 +39,9 @@ def setup_logging() -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     setup_logging()
+    # Before any step's first matmul: every step of the run (and each evaluation) then
+    # keeps at most a bounded set of CPU kernels (utils.core.onednn_caches).
+    bound_onednn_caches()
     debug = "--debug" in argv
     if debug:
         os.environ.setdefault("ZENML_LOGGING_VERBOSITY", "DEBUG")

@@ -17,6 +17,7 @@ from utils.core.names import (
     TRAINABLE_PARAMS,
     split_file,
 )
+from utils.core.onednn_caches import bound_onednn_caches
 from utils.core.peak_memory import PeakMemory
 from utils.data.jsonl import read_jsonl
 from utils.inference.stops import max_new_tokens_for
@@ -86,6 +87,9 @@ def _train_lora(
 ) -> dict[str, Any]:
     from transformers import set_seed
 
+    # A no-op after run.py did it; here for the processes that start elsewhere (Accelerate's
+    # ranks, benches), before the model's first matmul.
+    bound_onednn_caches()
     # LoRA's A matrices are drawn before the Trainer seeds anything: without this, two runs
     # of one config start from different adapters (and a resumed run cannot match).
     set_seed(cfg.training.seed)
