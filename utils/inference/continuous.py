@@ -231,83 +231,65 @@ def decode_continuous(
     no tokens). Sampled rows are seeded by `seeds` (one per encoded prompt). `kernel`: the
     matmul of one-row decode steps (`utils.inference.one_row`)."""
     with grouped_attention(model):
-        return _decode(model, encoded, batch_size, max_new_tokens, stops, pad_id, bar, sampling,
-                       scores, watch, seeds, kernel)  # fmt: skip
-
-
-def _decode(
-    model: Any,
-    encoded: list[list[int]],
-    batch_size: int,
-    max_new_tokens: int,
-    stops: list[int],
-    pad_id: int,
-    bar: Any,
-    sampling: Sampling | None,
-    scores: bool,
-    watch: TokenWatch | None,
-    seeds: list[int] | None,
-    kernel: str,
-) -> Decoded:
-    device = next(model.parameters()).device
-    stop_ids = torch.tensor(stops, device=device)
-    pick = TokenPicker(sampling, seeds, scores)
-    # Repeated prompts are sampled candidates, drawn in waves: later waves reuse the first
-    # prefill. Greedy decodes get distinct prompts and keep the plain path.
-    repeats = len(set(map(tuple, encoded))) < len(encoded)
-    prefill = _Prefill(model, encoded, pad_id, device, reuse=repeats)
-    order = (watch or TokenWatch()).order
-    pending = sorted(range(len(encoded)), key=lambda i: order(i, len(encoded[i])))
-    out_tokens: list[list[int]] = [[] for _ in encoded]
-    logprobs = [0.0] * len(encoded)
-    batch = _Batch()
-    # Refill only once a quarter of the slots are free: a prefill has a fixed cost.
-    refill_at = max(1, batch_size // 4)
-    while pending or len(batch):
-        free = batch_size - len(batch)
-        if watch is not None:
-            kept = [i for i in pending if watch.wanted(i)]
-            bar.update(len(pending) - len(kept))
-            pending = kept
-        if not pending and not len(batch):
-            break
-        if pending and (free >= refill_at or not len(batch)):
-            rows, pending = pending[:free], pending[free:]
-            cache, mask, logits = prefill([encoded[i] for i in rows])
-            if repeats:
-                prefill.keep_only({tuple(encoded[i]) for i in pending})
-            first, chosen = pick(logits, rows)
-            fresh = range(len(batch), len(batch) + len(rows))
-            batch.add(cache, mask, rows, first)
-        else:
-            fresh = range(len(batch))
-            batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch), 1))], dim=1)
-            with one_row_kernel(kernel, len(batch)):
-                logits = model(
-                    input_ids=batch.next_token[:, None],
-                    attention_mask=batch.mask,
-                    position_ids=(batch.mask.sum(-1, keepdim=True) - 1),
-                    cache=batch.cache,
-                    use_cache=True,
-                    logits_to_keep=1,
-                ).logits
-            batch.next_token, chosen = pick(logits[:, -1], batch.rows)
-        # `next_token` holds each row's newest output token, not yet fed to the model; after
-        # a refill only the new rows have one.
-        tokens = batch.next_token.tolist()
-        token_scores = chosen.tolist()
-        for n, slot in enumerate(fresh):
-            out_tokens[batch.rows[slot]].append(tokens[slot])
-            logprobs[batch.rows[slot]] += token_scores[n]
-        full = [len(out_tokens[row]) >= max_new_tokens for row in batch.rows]
-        finished = torch.isin(batch.next_token, stop_ids) | torch.tensor(full, device=device)
-        if finished.any():
-            bar.update(int(finished.sum()))
+        device = next(model.parameters()).device
+        stop_ids = torch.tensor(stops, device=device)
+        pick = TokenPicker(sampling, seeds, scores)
+        # Repeated prompts are sampled candidates, drawn in waves: later waves reuse the first
+        # prefill. Greedy decodes get distinct prompts and keep the plain path.
+        repeats = len(set(map(tuple, encoded))) < len(encoded)
+        prefill = _Prefill(model, encoded, pad_id, device, reuse=repeats)
+        order = (watch or TokenWatch()).order
+        pending = sorted(range(len(encoded)), key=lambda i: order(i, len(encoded[i])))
+        out_tokens: list[list[int]] = [[] for _ in encoded]
+        logprobs = [0.0] * len(encoded)
+        batch = _Batch()
+        # Refill only once a quarter of the slots are free: a prefill has a fixed cost.
+        refill_at = max(1, batch_size // 4)
+        while pending or len(batch):
+            free = batch_size - len(batch)
             if watch is not None:
+                kept = [i for i in pending if watch.wanted(i)]
+                bar.update(len(pending) - len(kept))
+                pending = kept
+            if not pending and not len(batch):
+                break
+            if pending and (free >= refill_at or not len(batch)):
+                rows, pending = pending[:free], pending[free:]
+                cache, mask, logits = prefill([encoded[i] for i in rows])
+                if repeats:
+                    prefill.keep_only({tuple(encoded[i]) for i in pending})
+                first, chosen = pick(logits, rows)
+                fresh = range(len(batch), len(batch) + len(rows))
+                batch.add(cache, mask, rows, first)
+            else:
+                fresh = range(len(batch))
+                batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch), 1))], dim=1)
+                with one_row_kernel(kernel, len(batch)):
+                    logits = model(
+                        input_ids=batch.next_token[:, None],
+                        attention_mask=batch.mask,
+                        position_ids=(batch.mask.sum(-1, keepdim=True) - 1),
+                        cache=batch.cache,
+                        use_cache=True,
+                        logits_to_keep=1,
+                    ).logits
+                batch.next_token, chosen = pick(logits[:, -1], batch.rows)
+            # `next_token` holds each row's newest output token, not yet fed to the model; after
+            # a refill only the new rows have one.
+            tokens = batch.next_token.tolist()
+            token_scores = chosen.tolist()
+            for n, slot in enumerate(fresh):
+                out_tokens[batch.rows[slot]].append(tokens[slot])
+                logprobs[batch.rows[slot]] += token_scores[n]
+            full = [len(out_tokens[row]) >= max_new_tokens for row in batch.rows]
+            finished = torch.isin(batch.next_token, stop_ids) | torch.tensor(full, device=device)
+            if finished.any():
+                bar.update(int(finished.sum()))
+                if watch is not None:
+                    for slot in finished.nonzero().flatten().tolist():
+                        row = batch.rows[slot]
+                        watch.finished(row, out_tokens[row], logprobs[row] / len(out_tokens[row]))
                 for slot in finished.nonzero().flatten().tolist():
-                    row = batch.rows[slot]
-                    watch.finished(row, out_tokens[row], logprobs[row] / len(out_tokens[row]))
-            for slot in finished.nonzero().flatten().tolist():
-                pick.forget(batch.rows[slot])
-            batch.keep((~finished).nonzero().flatten())
-    return Decoded(out_tokens, logprobs if scores else None)
+                    pick.forget(batch.rows[slot])
+                batch.keep((~finished).nonzero().flatten())
+        return Decoded(out_tokens, logprobs if scores else None)
