@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from utils.core.errors import UserError
+from utils.core.errors import UserError, one_line
 
 # Set by the launching process in the ranks' environment: where they report a failure.
 REPORT_DIR_ENV = "LORA_RANK_FAILURES"
@@ -37,11 +37,6 @@ _LAUNCHER_LOGGERS = (
 
 class RankFailed(UserError, RuntimeError):
     """A rank of a launched finetune failed; the message names the rank and the cause."""
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 @contextmanager
@@ -62,8 +57,8 @@ def report_rank_failure() -> Iterator[None]:
         where.mkdir(parents=True, exist_ok=True)
         trace = where / f"rank{rank}-traceback.txt"
         trace.write_text(traceback.format_exc())
-        line = f"rank {rank}: {_one_line(err)}"
-        report = {"time": time.time(), "rank": int(rank), "cause": _one_line(err)}
+        line = f"rank {rank}: {one_line(err, with_type=True)}"
+        report = {"time": time.time(), "rank": int(rank), "cause": one_line(err, with_type=True)}
         report["traceback"] = str(trace)
         (where / f"rank{rank}.json").write_text(json.dumps(report))
         print(line, file=sys.stderr, flush=True)
