@@ -57,11 +57,10 @@ def report_rank_failure() -> Iterator[None]:
         where.mkdir(parents=True, exist_ok=True)
         trace = where / f"rank{rank}-traceback.txt"
         trace.write_text(traceback.format_exc())
-        line = f"rank {rank}: {one_line(err, with_type=True)}"
-        report = {"time": time.time(), "rank": int(rank), "cause": one_line(err, with_type=True)}
-        report["traceback"] = str(trace)
+        cause = one_line(err, with_type=True)
+        report = {"time": time.time(), "rank": int(rank), "cause": cause, "traceback": str(trace)}
         (where / f"rank{rank}.json").write_text(json.dumps(report))
-        print(line, file=sys.stderr, flush=True)
+        print(f"rank {rank}: {cause}", file=sys.stderr, flush=True)
         sys.exit(1)
 
 
