@@ -25,10 +25,13 @@ def load_engine(
         from utils.inference.vllm_engine import VllmEngine
 
         return VllmEngine.load(source, adapter, stop_at_newline=evaluation.stop_at_newline)
+    from utils.inference.skinny_matmul import install as install_skinny_matmul
     from utils.inference.transformers_engine import TransformersEngine
     from utils.modeling.loader import load_model
 
     model, tokenizer = load_model(source, adapter=adapter, padding_side="left")
+    # A model loaded for decoding only: its few-row matmuls can take the faster form.
+    install_skinny_matmul(model)
     return TransformersEngine(
         model, tokenizer, evaluation.engine, evaluation.stop_at_newline,
         evaluation.one_row_kernel,
