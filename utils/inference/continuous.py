@@ -12,6 +12,7 @@ from utils.inference.engine import Sampling
 from utils.inference.grouped_attention import grouped_attention
 from utils.inference.growing_cache import growing_cache
 from utils.inference.one_row import one_row_kernel
+from utils.inference.prefix_memo import PrefixMemo
 from utils.inference.token_batches import Decoded, left_padded
 from utils.inference.token_picker import TokenPicker
 from utils.modeling.kv_cache import cache_tensors, common_prefix, prefix_kv, set_cache_tensors
@@ -87,12 +88,20 @@ class _Prefill:
     MEMO_BYTES = 2 * 2**30
 
     def __init__(
-        self, model: Any, encoded: list[list[int]], pad_id: int, device: Any, reuse: bool = False
+        self,
+        model: Any,
+        encoded: list[list[int]],
+        pad_id: int,
+        device: Any,
+        reuse: bool = False,
+        memo: PrefixMemo | None = None,
     ) -> None:
         self.model, self.pad_id, self.device = model, pad_id, device
         self.prefix = common_prefix(encoded)
         self.prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
-        if self.prefix:
+        if self.prefix and memo is not None:
+            self.prefix_kv = memo.kv(model, self.prefix, device)
+        elif self.prefix:
             self.prefix_kv = prefix_kv(model, torch.tensor([self.prefix], device=device))
         self.memo: dict[tuple[int, ...], _Prefilled] | None = {} if reuse else None
 
@@ -225,11 +234,13 @@ def decode_continuous(
     watch: TokenWatch | None = None,
     seeds: list[int] | None = None,
     kernel: str = "onednn",
+    memo: PrefixMemo | None = None,
 ) -> Decoded:
     """Decode every encoded prompt; `watch` (optional) orders the waiting prompts, sees each
     finished row and may drop waiting rows that are no longer needed (they come back with
     no tokens). Sampled rows are seeded by `seeds` (one per encoded prompt). `kernel`: the
-    matmul of one-row decode steps (`utils.inference.one_row`)."""
+    matmul of one-row decode steps (`utils.inference.one_row`); `memo`: the shared prompt
+    prefix's K/V kept between decodes (`utils.inference.prefix_memo`)."""
     with grouped_attention(model):
         device = next(model.parameters()).device
         stop_ids = torch.tensor(stops, device=device)
@@ -237,7 +248,7 @@ def decode_continuous(
         # Repeated prompts are sampled candidates, drawn in waves: later waves reuse the first
         # prefill. Greedy decodes get distinct prompts and keep the plain path.
         repeats = len(set(map(tuple, encoded))) < len(encoded)
-        prefill = _Prefill(model, encoded, pad_id, device, reuse=repeats)
+        prefill = _Prefill(model, encoded, pad_id, device, reuse=repeats, memo=memo)
         order = (watch or TokenWatch()).order
         pending = sorted(range(len(encoded)), key=lambda i: order(i, len(encoded[i])))
         out_tokens: list[list[int]] = [[] for _ in encoded]

@@ -31,6 +31,7 @@ from utils.inference.engine import (
     rows_to_decode,
 )
 from utils.inference.generate_decoder import decode_beams, decode_generate
+from utils.inference.prefix_memo import PrefixMemo
 from utils.inference.stops import decoded_text, stops_for
 from utils.inference.token_batches import pad_id
 from utils.modeling.kv_cache import plain_cache_fallback
@@ -76,6 +77,9 @@ class TransformersEngine(Engine):
         self.one_row_kernel = one_row_kernel
         self.stops = stops_for(tokenizer, model, stop_at_newline)
         self._plain_cache: dict[str, str | None] = {}
+        # The prompts' shared prefix (chat template, system prompt) from one decode to the
+        # next: a service decodes request after request.
+        self._memo = PrefixMemo()
 
     @property
     def tokenizer(self) -> Any:
@@ -128,6 +132,7 @@ class TransformersEngine(Engine):
             extra["seeds"] = draw_seeds(sampling.seed, unique)
         if continuous:
             extra["kernel"] = self.one_row_kernel
+            extra["memo"] = self._memo
         with tqdm(total=len(unique), desc=desc, unit="rows") as bar:
             decoded = run(
                 model, encoded, batch_size, max_new_tokens, self.stops, pad_id(tokenizer), bar,
