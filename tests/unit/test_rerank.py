@@ -35,8 +35,11 @@ class _Scripted(Engine):
     steerable = True
     tokenizer = None
 
-    def __init__(self, greedy: dict, draws: dict) -> None:
+    def __init__(self, greedy: dict, draws: dict, wide: bool = False) -> None:
         self.greedy, self.draws, self.decoded = greedy, draws, []
+        # wide: every row starts at once (a batch with room for all waves, e.g. one served
+        # request), so `wanted` is asked before any candidate finishes.
+        self.wide = wide
 
     def generate(self, prompts, sampling=None, *, watch=None, **kw):
         if watch is None:
@@ -48,6 +51,8 @@ class _Scripted(Engine):
         waves: dict[int, list[int]] = {}
         for row in rows:
             waves.setdefault(watch.order(row, len(prompts[row]))[0], []).append(row)
+        if self.wide:
+            waves = {0: [row for row in rows if watch.wanted(row)]}
         for wave in waves.values():
             started = [row for row in wave if watch.wanted(row)]
             for row in started:
@@ -88,6 +93,27 @@ def test_only_failing_inputs_draw_and_a_passing_wave_ends_it() -> None:
     assert scripted.decoded == [("p1", "Tetris came out in 1986."), ("p1", "Tetris, from 1986.")]
     assert out.stats["rerank_inputs_resampled"] == 1 and out.stats["rerank_changed"] == 1
     assert out.stats["rerank_candidates_drawn"] == 2 and out.stats["rerank_still_failing"] == 0
+
+
+def test_later_waves_decoded_alongside_do_not_change_the_choice() -> None:
+    """A wide batch starts all of an input's waves together; candidates of waves after the
+    first that passed are not offered, so the choice is the wave-by-wave decode's."""
+    draws = {
+        "p1": [
+            ("Tetris came out in 1986.", -0.9),
+            ("Tetris is a game.", -0.5),
+            # Wave 2: error-free with a better score.
+            ("Tetris, a game from 1986.", -0.1),
+            ("Tetris, a game from 1986.", -0.1),
+        ]
+    }
+    texts = {}
+    for wide in (False, True):
+        scripted = _Scripted({"p1": ("Tetris.", -0.3)}, draws, wide=wide)
+        out = _rerank(scripted, ["p1"], [TETRIS], candidates=4)
+        texts[wide] = out.generations.texts
+        assert len(scripted.decoded) == (4 if wide else 2)
+    assert texts[True] == texts[False] == ["Tetris came out in 1986."]
 
 
 def test_more_errors_never_win_and_ties_go_to_the_model_score() -> None:

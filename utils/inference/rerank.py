@@ -110,8 +110,11 @@ def describe(rerank: RerankSection | None) -> str:
 
 class _Draws(Watch):
     """Candidate rows `j * n + i` (draw j of input i): waves of `PER_WAVE` draws per input in
-    draw order, and an input's later draws are dropped once one of its candidates has no
-    error."""
+    draw order. An input's candidates count up to its first wave that holds one without
+    errors; later waves are not started once that is known (`wanted`), and those that ran
+    anyway (started alongside, in a large batch) are not offered (`settle`). So what an
+    input gets never depends on how many rows shared its decode: served alone or with the
+    whole test split, it chooses among the same candidates."""
 
     PER_WAVE = 2
 
@@ -125,20 +128,38 @@ class _Draws(Watch):
         self.inputs, self.best, self.task = inputs, best, task
         self.until_passing = until_passing
         self.drawn = 0
+        # Per input: its finished candidates by row (draw order), and the first wave that
+        # holds one without errors.
+        self._found: list[dict[int, tuple[str, int, float]]] = [{} for _ in inputs]
+        self._passed: list[float] = [float("inf")] * len(inputs)
+
+    def _wave(self, row: int) -> int:
+        return row // len(self.inputs) // self.PER_WAVE
 
     def order(self, row: int, length: int) -> tuple[int, ...]:
         # By wave, then by length (similar lengths prefill together), then by input (the
         # draws of one input sit side by side, so a refill takes them together).
         n = len(self.inputs)
-        return (row // n // self.PER_WAVE, -length, row % n)
+        return (self._wave(row), -length, row % n)
 
     def finished(self, row: int, text: str, mean_logprob: float) -> None:
         i = row % len(self.inputs)
-        self.best[i].offer(text, output_errors(self.task, self.inputs[i], text), mean_logprob)
+        errors = output_errors(self.task, self.inputs[i], text)
+        self._found[i][row] = (text, errors, mean_logprob)
+        if errors == 0:
+            self._passed[i] = min(self._passed[i], self._wave(row))
         self.drawn += 1
 
     def wanted(self, row: int) -> bool:
-        return not self.until_passing or self.best[row % len(self.inputs)].errors > 0
+        # A draw of the wave that passed still counts; only later waves are not needed.
+        return not self.until_passing or self._wave(row) <= self._passed[row % len(self.inputs)]
+
+    def settle(self) -> None:
+        """Offer each input's counted candidates to its pool, in draw order."""
+        for i, found in enumerate(self._found):
+            for row in sorted(found):
+                if self.wanted(row):
+                    self.best[i].offer(*found[row])
 
 
 def generate_reranked(
@@ -242,6 +263,7 @@ def _draw(
     if engine.steerable:
         waves = [p for _ in range(k) for p in prompts]
         drawn = engine.generate(waves, sampling, watch=draws, **args)
+        draws.settle()
         return draws.drawn, drawn.new_tokens
     # An engine that cannot be steered draws wave by wave, each wave only for the inputs
     # that still want candidates.
@@ -258,4 +280,5 @@ def _draw(
         for r, text, score in zip(rows, wave.texts, wave.scores or [0.0] * len(rows), strict=True):
             draws.finished(r, text, score)
         tokens += wave.new_tokens
+    draws.settle()
     return draws.drawn, tokens
