@@ -11,6 +11,7 @@ import torch
 from utils.inference.engine import Sampling
 from utils.inference.grouped_attention import grouped_attention
 from utils.inference.growing_cache import growing_cache
+from utils.inference.memory_budget import UNBOUNDED_MEMO_BYTES
 from utils.inference.one_row import one_row_kernel
 from utils.inference.token_batches import Decoded, left_padded
 from utils.inference.token_picker import TokenPicker
@@ -82,11 +83,9 @@ class _Prefill:
 
     With `reuse`, a prompt that comes back in a later refill (the next wave of sampled
     candidates of one input) takes its KV and logits from its first prefill instead of
-    running again; `keep_only` drops what no waiting row needs, and at most `MEMO_BYTES`
-    are held.
+    running again; `keep_only` drops what no waiting row needs, and at most `memo_bytes`
+    are held (what the memory budget leaves beside the batch).
     """
-
-    MEMO_BYTES = 2 * 2**30
 
     def __init__(
         self,
@@ -95,10 +94,11 @@ class _Prefill:
         pad_id: int,
         device: Any,
         reuse: bool = False,
+        memo_bytes: int = UNBOUNDED_MEMO_BYTES,
         max_columns: int | None = None,
     ) -> None:
         self.model, self.pad_id, self.device = model, pad_id, device
-        self.max_columns = max_columns
+        self.memo_bytes, self.max_columns = memo_bytes, max_columns
         self.prefix = common_prefix(encoded)
         self.prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
         if self.prefix:
@@ -148,7 +148,7 @@ class _Prefill:
         parts = [fresh.get(p) or self.memo[p] for p in distinct]
         used = sum(e.nbytes for e in self.memo.values())
         for p, entry in fresh.items():
-            if used + entry.nbytes <= self.MEMO_BYTES:
+            if used + entry.nbytes <= self.memo_bytes:
                 # Copies: views would keep the whole refill's cache alive.
                 self.memo[p] = entry.copied()
                 used += entry.nbytes
@@ -234,11 +234,13 @@ def decode_continuous(
     watch: TokenWatch | None = None,
     seeds: list[int] | None = None,
     kernel: str = "onednn",
+    memo_bytes: int = UNBOUNDED_MEMO_BYTES,
 ) -> Decoded:
     """Decode every encoded prompt; `watch` (optional) orders the waiting prompts, sees each
     finished row and may drop waiting rows that are no longer needed (they come back with
     no tokens). Sampled rows are seeded by `seeds` (one per encoded prompt). `kernel`: the
-    matmul of one-row decode steps (`utils.inference.one_row`)."""
+    matmul of one-row decode steps (`utils.inference.one_row`); `memo_bytes`: the most the
+    prefill memo of repeated prompts keeps (`utils.inference.memory_budget`)."""
     with grouped_attention(model):
         device = next(model.parameters()).device
         stop_ids = torch.tensor(stops, device=device)
@@ -248,7 +250,7 @@ def decode_continuous(
         repeats = len(set(map(tuple, encoded))) < len(encoded)
         # No row outgrows its prompt + max_new_tokens: the cache keeps no room past that.
         max_columns = max(map(len, encoded)) + max_new_tokens
-        prefill = _Prefill(model, encoded, pad_id, device, repeats, max_columns)
+        prefill = _Prefill(model, encoded, pad_id, device, repeats, memo_bytes, max_columns)
         order = (watch or TokenWatch()).order
         pending = sorted(range(len(encoded)), key=lambda i: order(i, len(encoded[i])))
         out_tokens: list[list[int]] = [[] for _ in encoded]

@@ -31,7 +31,7 @@ def load_engine(
     model, tokenizer = load_model(source, adapter=adapter, padding_side="left")
     return TransformersEngine(
         model, tokenizer, evaluation.engine, evaluation.stop_at_newline,
-        evaluation.one_row_kernel,
+        evaluation.one_row_kernel, evaluation.memory_budget_mb,
     )  # fmt: skip
 
 
