@@ -160,6 +160,23 @@ def test_growing_cache_layer_matches_concatenation() -> None:
     assert torch.equal(values, -keys)
 
 
+def test_growing_cache_spare_room_stops_at_max_columns() -> None:
+    import torch
+
+    from utils.inference.growing_cache import growing_layer_class
+
+    layer = growing_layer_class()()
+    layer.max_columns = 6
+    k = torch.randn(2, 1, 4, 3)
+    layer.update(k, -k)
+    assert layer._k.shape[-2] == 6  # 4 + SPARE capped at 6
+    for _ in range(3):  # past the cap: still correct, just no spare room
+        k = torch.randn(2, 1, 1, 3)
+        keys, _ = layer.update(k, -k)
+        assert torch.equal(keys[..., -1:, :], k)
+    assert layer.get_seq_length() == 7 and layer._k.shape[-2] == 7
+
+
 def test_continuous_engine_matches_generate_with_eager_attention(tiny_model_dir: Path) -> None:
     """bf16 on a CPU decodes with eager attention (utils.modeling.precision): the spliced
     cache must give `model.generate`'s outputs there too."""

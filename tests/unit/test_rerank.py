@@ -276,7 +276,6 @@ def test_identical_prompts_in_one_refill_share_a_prefill_and_decode_alike(tiny) 
 def test_a_prompt_in_later_refills_reuses_its_first_prefill(tiny, monkeypatch) -> None:
     """Waves of candidates: each distinct prompt runs through the model once, however many
     refills later its draws start, and decodes exactly as alone."""
-    from utils.inference import continuous
     from utils.inference.continuous import _Prefill, decode_continuous
 
     model, tok = tiny
@@ -299,8 +298,7 @@ def test_a_prompt_in_later_refills_reuses_its_first_prefill(tiny, monkeypatch) -
     assert sum(runs) == 2, runs
     # Without room to keep them, prompts simply run again, with the same outputs.
     runs.clear()
-    monkeypatch.setattr(continuous._Prefill, "MEMO_BYTES", 0)
-    again = decode_continuous(model, [a, b, a, b, a, b], 2, 6, stops, pad, _Bar())
+    again = decode_continuous(model, [a, b, a, b, a, b], 2, 6, stops, pad, _Bar(), memo_bytes=0)
     assert again.tokens == waves.tokens and sum(runs) > 2
 
 

@@ -130,7 +130,10 @@ MEANINGS: dict[str, str] = {
     # evaluation
     "evaluation.split": "split the models are scored on",
     "evaluation.max_samples": "score a seeded random subset of N rows; null = the whole split",
-    "evaluation.batch_size": "rows decoded together",
+    "evaluation.batch_size": "rows decoded together (at most: see memory_budget_mb)",
+    "evaluation.memory_budget_mb": "MiB the decode's KV cache (and the prefill memo of sampled "
+    "candidates) may hold beside the weights: the batch shrinks to what fits, a budget short "
+    "of one row is refused; null = no bound; ignored by vllm",
     "evaluation.max_new_tokens": "generation limit; null = 1.25 x the longest training target + 8",
     "evaluation.engine": "continuous (finished rows leave the batch, waiting prompts take their "
     "place), generate (transformers' generate) or vllm (vLLM on a GPU, "

@@ -150,6 +150,10 @@ class EvaluationSection(Section):
     split: Literal["test", "validation"] = "test"
     max_samples: int | None = Field(None, gt=0)
     batch_size: int = Field(32, gt=0)
+    # MiB the decode's KV cache and prefill memo may hold beside the weights; the batch
+    # shrinks to fit it (utils/inference/memory_budget.py). null = batch_size rows whatever
+    # they hold.
+    memory_budget_mb: float | None = Field(None, gt=0)
     # None = derived from the reference lengths of the evaluated split.
     max_new_tokens: int | None = Field(None, gt=0)
     # continuous: finished rows leave the batch and waiting prompts take their slots (same

@@ -11,11 +11,12 @@ import torch
 from utils.inference.engine import Sampling
 from utils.inference.grouped_attention import grouped_attention
 from utils.inference.growing_cache import growing_cache
+from utils.inference.memory_budget import UNBOUNDED_MEMO_BYTES
 from utils.inference.one_row import one_row_kernel
 from utils.inference.prefix_memo import PrefixMemo
 from utils.inference.token_batches import Decoded, left_padded
 from utils.inference.token_picker import TokenPicker
-from utils.modeling.kv_cache import cache_tensors, common_prefix, prefix_kv, set_cache_tensors
+from utils.modeling.kv_cache import cache_tensors, common_prefix, prefix_kv
 
 
 def _left_pad_kv(t: torch.Tensor, length: int) -> torch.Tensor:
@@ -44,12 +45,14 @@ class _Batch:
             return
         # Both parts are left padded; align them on the right (their newest token).
         length = max(self.mask.shape[1], mask.shape[1])
-        merged = []
-        for (k1, v1), (k2, v2) in zip(cache_tensors(self.cache), cache_tensors(cache), strict=True):
-            k = torch.cat([_left_pad_kv(k1, length), _left_pad_kv(k2, length)])
-            v = torch.cat([_left_pad_kv(v1, length), _left_pad_kv(v2, length)])
-            merged.append((k, v))
-        set_cache_tensors(self.cache, merged)
+        # Layer by layer, each layer's old K/V and the refill's freed once merged: merging
+        # all layers before dropping any held the batch's whole cache twice (~1 GB more at
+        # 128 float32 rows of SmolLM2-135M).
+        for mine, theirs in zip(self.cache.layers, cache.layers, strict=True):
+            k = torch.cat([_left_pad_kv(mine.keys, length), _left_pad_kv(theirs.keys, length)])
+            v = torch.cat([_left_pad_kv(mine.values, length), _left_pad_kv(theirs.values, length)])
+            mine.keys, mine.values = k, v
+            theirs.keys = theirs.values = None
         self.mask = torch.cat(
             [
                 torch.nn.functional.pad(self.mask, (length - self.mask.shape[1], 0)),
@@ -81,11 +84,9 @@ class _Prefill:
 
     With `reuse`, a prompt that comes back in a later refill (the next wave of sampled
     candidates of one input) takes its KV and logits from its first prefill instead of
-    running again; `keep_only` drops what no waiting row needs, and at most `MEMO_BYTES`
-    are held.
+    running again; `keep_only` drops what no waiting row needs, and at most `memo_bytes`
+    are held (what the memory budget leaves beside the batch).
     """
-
-    MEMO_BYTES = 2 * 2**30
 
     def __init__(
         self,
@@ -94,13 +95,16 @@ class _Prefill:
         pad_id: int,
         device: Any,
         reuse: bool = False,
-        memo: PrefixMemo | None = None,
+        memo_bytes: int = UNBOUNDED_MEMO_BYTES,
+        max_columns: int | None = None,
+        prefix_memo: PrefixMemo | None = None,
     ) -> None:
         self.model, self.pad_id, self.device = model, pad_id, device
+        self.memo_bytes, self.max_columns = memo_bytes, max_columns
         self.prefix = common_prefix(encoded)
         self.prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
-        if self.prefix and memo is not None:
-            self.prefix_kv = memo.kv(model, self.prefix, device)
+        if self.prefix and prefix_memo is not None:
+            self.prefix_kv = prefix_memo.kv(model, self.prefix, device)
         elif self.prefix:
             self.prefix_kv = prefix_kv(model, torch.tensor([self.prefix], device=device))
         self.memo: dict[tuple[int, ...], _Prefilled] | None = {} if reuse else None
@@ -148,7 +152,7 @@ class _Prefill:
         parts = [fresh.get(p) or self.memo[p] for p in distinct]
         used = sum(e.nbytes for e in self.memo.values())
         for p, entry in fresh.items():
-            if used + entry.nbytes <= self.MEMO_BYTES:
+            if used + entry.nbytes <= self.memo_bytes:
                 # Copies: views would keep the whole refill's cache alive.
                 self.memo[p] = entry.copied()
                 used += entry.nbytes
@@ -163,7 +167,7 @@ class _Prefill:
             )
             for layer in range(len(parts[0].kv))
         ]
-        cache = growing_cache(self.model, [], len(parts))
+        cache = growing_cache(self.model, [], len(parts), self.max_columns)
         for layer, (k, v) in zip(cache.layers, kv, strict=True):
             layer.update(k, v)
         mask = torch.cat(
@@ -176,7 +180,7 @@ class _Prefill:
         ids, own_mask = left_padded([seq[p:] for seq in prompts], self.pad_id)
         ids, own_mask = ids.to(self.device), own_mask.to(self.device)
         # Decode caches append in place (no copy of the whole cache per token).
-        cache = growing_cache(self.model, self.prefix_kv, n)
+        cache = growing_cache(self.model, self.prefix_kv, n, self.max_columns)
         mask = torch.cat([own_mask.new_ones((n, p)), own_mask], dim=1)
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)[:, p:]
         logits = self.model(
@@ -234,13 +238,15 @@ def decode_continuous(
     watch: TokenWatch | None = None,
     seeds: list[int] | None = None,
     kernel: str = "onednn",
-    memo: PrefixMemo | None = None,
+    memo_bytes: int = UNBOUNDED_MEMO_BYTES,
+    prefix_memo: PrefixMemo | None = None,
 ) -> Decoded:
     """Decode every encoded prompt; `watch` (optional) orders the waiting prompts, sees each
     finished row and may drop waiting rows that are no longer needed (they come back with
     no tokens). Sampled rows are seeded by `seeds` (one per encoded prompt). `kernel`: the
-    matmul of one-row decode steps (`utils.inference.one_row`); `memo`: the shared prompt
-    prefix's K/V kept between decodes (`utils.inference.prefix_memo`)."""
+    matmul of one-row decode steps (`utils.inference.one_row`); `memo_bytes`: the most the
+    prefill memo of repeated prompts keeps (`utils.inference.memory_budget`); `prefix_memo`:
+    the shared prompt prefix's K/V kept between decodes (`utils.inference.prefix_memo`)."""
     with grouped_attention(model):
         device = next(model.parameters()).device
         stop_ids = torch.tensor(stops, device=device)
@@ -248,7 +254,11 @@ def decode_continuous(
         # Repeated prompts are sampled candidates, drawn in waves: later waves reuse the first
         # prefill. Greedy decodes get distinct prompts and keep the plain path.
         repeats = len(set(map(tuple, encoded))) < len(encoded)
-        prefill = _Prefill(model, encoded, pad_id, device, reuse=repeats, memo=memo)
+        # No row outgrows its prompt + max_new_tokens: the cache keeps no room past that.
+        max_columns = max(map(len, encoded)) + max_new_tokens
+        prefill = _Prefill(
+            model, encoded, pad_id, device, repeats, memo_bytes, max_columns, prefix_memo
+        )
         order = (watch or TokenWatch()).order
         pending = sorted(range(len(encoded)), key=lambda i: order(i, len(encoded[i])))
         out_tokens: list[list[int]] = [[] for _ in encoded]

@@ -14,6 +14,7 @@ watch); beam search from `model.generate`.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
@@ -31,10 +32,13 @@ from utils.inference.engine import (
     rows_to_decode,
 )
 from utils.inference.generate_decoder import decode_beams, decode_generate
+from utils.inference.memory_budget import DecodePlan, kv_bytes_per_token, plan_decode
 from utils.inference.prefix_memo import PrefixMemo
 from utils.inference.stops import decoded_text, stops_for
 from utils.inference.token_batches import pad_id
 from utils.modeling.kv_cache import plain_cache_fallback
+
+logger = logging.getLogger(__name__)
 
 TRANSFORMERS_ENGINES = ("continuous", "generate")
 
@@ -67,6 +71,7 @@ class TransformersEngine(Engine):
         engine: str = "continuous",
         stop_at_newline: bool = True,
         one_row_kernel: str = "onednn",
+        memory_budget_mb: float | None = None,
     ) -> None:
         if engine not in TRANSFORMERS_ENGINES:
             valid = ", ".join(TRANSFORMERS_ENGINES)
@@ -75,11 +80,14 @@ class TransformersEngine(Engine):
         self.stop_at_newline = stop_at_newline
         # The matmul of one-row decode steps (`utils.inference.one_row`).
         self.one_row_kernel = one_row_kernel
+        # Bounds the decode's KV cache and prefill memo (`utils.inference.memory_budget`).
+        self.memory_budget_mb = memory_budget_mb
         self.stops = stops_for(tokenizer, model, stop_at_newline)
         self._plain_cache: dict[str, str | None] = {}
         # The prompts' shared prefix (chat template, system prompt) from one decode to the
         # next: a service decodes request after request.
-        self._memo = PrefixMemo()
+        self._prefix_memo = PrefixMemo()
+        self._last_plan = ""
 
     @property
     def tokenizer(self) -> Any:
@@ -124,6 +132,7 @@ class TransformersEngine(Engine):
                 continuous, ran = False, f"generate (fallback: {problem})"
         if watch is not None and not continuous:
             raise ValueError("a watched decode needs the continuous engine (a plain KV cache)")
+        plan = self.plan(encoded, batch_size, max_new_tokens)
         run = decode_continuous if continuous else decode_generate
         extra: dict[str, Any] = {}
         if watch is not None:
@@ -132,14 +141,28 @@ class TransformersEngine(Engine):
             extra["seeds"] = draw_seeds(sampling.seed, unique)
         if continuous:
             extra["kernel"] = self.one_row_kernel
-            extra["memo"] = self._memo
+            extra["memo_bytes"] = plan.memo_bytes
+            extra["prefix_memo"] = self._prefix_memo
         with tqdm(total=len(unique), desc=desc, unit="rows") as bar:
             decoded = run(
-                model, encoded, batch_size, max_new_tokens, self.stops, pad_id(tokenizer), bar,
-                sampling, scores or sampling is not None, **extra,
+                model, encoded, plan.batch_size, max_new_tokens, self.stops, pad_id(tokenizer),
+                bar, sampling, scores or sampling is not None, **extra,
             )  # fmt: skip
         texts = [self.text(ids) for ids in decoded.tokens]
         return in_prompt_order(prompts, unique, texts, decoded.tokens, decoded.logprobs, ran)
+
+    def plan(self, encoded: list[list[int]], batch_size: int, max_new_tokens: int) -> DecodePlan:
+        """The batch and memo `memory_budget_mb` allows for these prompts (logged)."""
+        per_token = kv_bytes_per_token(self.model.config, self.model.dtype.itemsize)
+        longest = max((len(e) for e in encoded), default=0)
+        row_tokens = longest + max_new_tokens
+        plan = plan_decode(self.memory_budget_mb, per_token, row_tokens, batch_size)
+        line = plan.describe(batch_size, self.memory_budget_mb)
+        # Once per change: a service plans every request the same way.
+        if line != self._last_plan:
+            logger.info(line)
+            self._last_plan = line
+        return plan
 
     @torch.inference_mode()
     def beam_candidates(

@@ -83,11 +83,6 @@ def cache_tensors(cache: Any) -> KV:
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
-def set_cache_tensors(cache: Any, tensors: KV) -> None:
-    for layer, (k, v) in zip(cache.layers, tensors, strict=True):
-        layer.keys, layer.values = k, v
-
-
 def prefix_kv(model: Any, prefix: torch.Tensor) -> KV:
     """Per-layer K/V of a (1, P) prefix. Under autograd they stay attached to the graph."""
     from transformers import DynamicCache
