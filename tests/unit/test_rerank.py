@@ -37,28 +37,41 @@ class _Scripted(Engine):
 
     def __init__(self, greedy: dict, draws: dict, wide: bool = False) -> None:
         self.greedy, self.draws, self.decoded = greedy, draws, []
-        # wide: every row starts at once (a batch with room for all waves, e.g. one served
-        # request), so `wanted` is asked before any candidate finishes.
+        self.calls = 0
+        # wide: every row starts at once (a batch with room for all waves), so `wanted` is
+        # asked before any candidate finishes, and later waves finish first.
         self.wide = wide
 
     def generate(self, prompts, sampling=None, *, watch=None, **kw):
+        self.calls += 1
         if watch is None:
             texts = [self.greedy[p][0] for p in prompts]
             scores = [self.greedy[p][1] for p in prompts]
             return Generations(texts, len(prompts), len(set(prompts)), scores)
-        n = len(set(prompts))
+        # A row's draw index: its prompt's occurrences among the sampled rows before it.
+        draw, seen = {}, {}
+        for row, p in enumerate(prompts):
+            if not watch.greedy(row):
+                draw[row] = seen.get(p, 0)
+                seen[p] = draw[row] + 1
         rows = sorted(range(len(prompts)), key=lambda r: watch.order(r, len(prompts[r])))
         waves: dict[int, list[int]] = {}
         for row in rows:
             waves.setdefault(watch.order(row, len(prompts[row]))[0], []).append(row)
-        if self.wide:
-            waves = {0: [row for row in rows if watch.wanted(row)]}
+        if self.wide:  # all start at once; the last in order finish first
+            waves = {0: [row for row in rows if watch.wanted(row)][::-1]}
         for wave in waves.values():
             started = [row for row in wave if watch.wanted(row)]
             for row in started:
-                text, score = self.draws[prompts[row]][row // n]
-                self.decoded.append((prompts[row], text))
+                if not watch.wanted(row):  # stopped while running
+                    continue
+                if row not in draw:
+                    text, score = self.greedy[prompts[row]]
+                else:
+                    text, score = self.draws[prompts[row]][draw[row]]
+                    self.decoded.append((prompts[row], text))
                 watch.finished(row, text, score)
+        n = len(set(prompts))
         return Generations([""] * len(prompts), len(self.decoded), n, [0.0] * len(prompts))
 
 
@@ -96,8 +109,9 @@ def test_only_failing_inputs_draw_and_a_passing_wave_ends_it() -> None:
 
 
 def test_later_waves_decoded_alongside_do_not_change_the_choice() -> None:
-    """A wide batch starts all of an input's waves together; candidates of waves after the
-    first that passed are not offered, so the choice is the wave-by-wave decode's."""
+    """A wide batch starts all of an input's waves together and a later wave may finish
+    first; candidates of waves after the first that passed are not offered, so the choice
+    is the wave-by-wave decode's."""
     draws = {
         "p1": [
             ("Tetris came out in 1986.", -0.9),
@@ -340,3 +354,46 @@ def test_a_reranked_output_is_the_same_alone_and_inside_a_batch(tiny) -> None:
     for i in range(len(mrs)):
         assert rerank([prompts[i]], [mrs[i]]) == [together.generations.texts[i]]
     assert rerank(prompts[::-1], mrs[::-1], batch_size=3) == together.generations.texts[::-1]
+
+
+@pytest.mark.parametrize("greedy_passes", [False, True])
+def test_a_small_decode_draws_beside_greedy_with_the_same_outcome(greedy_passes, monkeypatch):
+    from utils.inference import rerank as rerank_module
+
+    greedy = "Tetris came out in 1986." if greedy_passes else "Tetris."
+    draws = {"p1": [("Tetris is a game.", -0.5), ("Tetris, from 1986.", -0.4)]}
+    outcome = {}
+    for together in (False, True):
+        monkeypatch.setattr(rerank_module, "TOGETHER_ROWS", 8 if together else 0)
+        scripted = _Scripted({"p1": (greedy, -0.3)}, draws)
+        out = _rerank(scripted, ["p1"], [TETRIS])
+        outcome[together] = (out.generations.texts, out.greedy_texts, out.stats["rerank_changed"])
+        # Together: one decode, and a passing greedy output stops its candidates.
+        assert scripted.calls == (1 if together else 1 + (not greedy_passes))
+        assert len(scripted.decoded) == (0 if greedy_passes else 2)
+    assert outcome[True] == outcome[False]
+    assert outcome[True][0] == [greedy if greedy_passes else "Tetris, from 1986."]
+
+
+@pytest.mark.parametrize("select", ["score", "consensus"])
+def test_on_a_model_drawing_beside_greedy_changes_no_output(tiny, select, monkeypatch) -> None:
+    from utils.inference import rerank as rerank_module
+
+    model, tok = tiny
+    mrs = [TETRIS, PORTAL]
+    prompts = [build_prompt(tok, mr, "SYS") for mr in mrs]
+    section = RerankSection(
+        candidates=3, temperature=1.5, select=select, only_failing=select == "score"
+    )
+    engine = TransformersEngine(model, tok)
+    texts = {}
+    for together in (False, True):
+        monkeypatch.setattr(rerank_module, "TOGETHER_ROWS", 8 if together else 0)
+        out = [
+            generate_reranked(
+                engine, [p], [mr], "data_to_text", section, batch_size=8, max_new_tokens=6
+            ).generations.texts[0]
+            for p, mr in zip(prompts, mrs, strict=True)
+        ]
+        texts[together] = out
+    assert texts[True] == texts[False]

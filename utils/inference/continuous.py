@@ -224,6 +224,9 @@ class TokenWatch:
     def wanted(self, row: int) -> bool:
         return True
 
+    def greedy(self, row: int) -> bool:
+        return False
+
 
 def decode_continuous(
     model: Any,
@@ -236,14 +239,15 @@ def decode_continuous(
     sampling: Sampling | None = None,
     scores: bool = False,
     watch: TokenWatch | None = None,
-    seeds: list[int] | None = None,
+    seeds: list[int | None] | None = None,
     kernel: str = "onednn",
     memo_bytes: int = UNBOUNDED_MEMO_BYTES,
     prefix_memo: PrefixMemo | None = None,
 ) -> Decoded:
     """Decode every encoded prompt; `watch` (optional) orders the waiting prompts, sees each
-    finished row and may drop waiting rows that are no longer needed (they come back with
-    no tokens). Sampled rows are seeded by `seeds` (one per encoded prompt). `kernel`: the
+    finished row and may drop rows that are no longer needed, waiting or running (they come
+    back with no tokens). Sampled rows are seeded by `seeds` (one per encoded prompt; None:
+    that row is greedy). `kernel`: the
     matmul of one-row decode steps (`utils.inference.one_row`); `memo_bytes`: the most the
     prefill memo of repeated prompts keeps (`utils.inference.memory_budget`); `prefix_memo`:
     the shared prompt prefix's K/V kept between decodes (`utils.inference.prefix_memo`)."""
@@ -310,6 +314,14 @@ def decode_continuous(
                     for slot in finished.nonzero().flatten().tolist():
                         row = batch.rows[slot]
                         watch.finished(row, out_tokens[row], logprobs[row] / len(out_tokens[row]))
+                if watch is not None:
+                    # What finished may make running rows pointless (later candidates of an
+                    # input that now has a good one): stop them too, with no text.
+                    for slot, row in enumerate(batch.rows):
+                        if not finished[slot] and not watch.wanted(row):
+                            finished[slot] = True
+                            out_tokens[row] = []
+                            bar.update(1)
                 for slot in finished.nonzero().flatten().tolist():
                     pick.forget(batch.rows[slot])
                 batch.keep((~finished).nonzero().flatten())

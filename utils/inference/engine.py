@@ -100,8 +100,9 @@ def in_prompt_order(
 class Watch:
     """Steers a decode from outside (engines with `steerable`): `order` sorts the waiting
     rows (lower first; `length` is the row's prompt length), `finished` is told each row's
-    text and mean log-probability as it stops, and `wanted` says whether a waiting row
-    should still start."""
+    text and mean log-probability as it stops, `wanted` says whether a row should still
+    start or go on (a row no longer wanted stops, with no text), and in a sampled decode
+    `greedy` marks rows decoded greedily instead."""
 
     def order(self, row: int, length: int) -> tuple[int, ...]:
         # Longest prompts first, so that a refill prefills prompts of similar length together.
@@ -112,6 +113,9 @@ class Watch:
 
     def wanted(self, row: int) -> bool:
         return True
+
+    def greedy(self, row: int) -> bool:
+        return False
 
 
 class Engine(ABC):

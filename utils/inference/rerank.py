@@ -154,12 +154,89 @@ class _Draws(Watch):
         # A draw of the wave that passed still counts; only later waves are not needed.
         return not self.until_passing or self._wave(row) <= self._passed[row % len(self.inputs)]
 
-    def settle(self) -> None:
-        """Offer each input's counted candidates to its pool, in draw order."""
+    def settle(self, inputs: set[int] | None = None) -> None:
+        """Offer each input's counted candidates to its pool, in draw order (only those of
+        `inputs`, by index, when given)."""
         for i, found in enumerate(self._found):
+            if inputs is not None and i not in inputs:
+                continue
             for row in sorted(found):
                 if self.wanted(row):
                     self.best[i].offer(*found[row])
+
+
+# Up to this many rows (inputs x (1 + candidates)), an input's candidates start beside its
+# greedy row instead of after it: a decode step of a few rows costs little more than one
+# row's (the weights are read once either way; on a 2-core Zen 3, 5 rows cost less than 1),
+# so a served request whose greedy output fails waits for one decode, not three.
+TOGETHER_ROWS = 8
+
+
+class _WithGreedy(Watch):
+    """Rows 0..n-1 decode each input's greedy output; rows n.. its candidates, numbered as
+    `_Draws` numbers them. An input whose greedy output passes stops its candidates, waiting
+    or running (with `only_failing`), and which candidates count is `_Draws`' rule, so the
+    outputs are those of greedy first and candidates after."""
+
+    def __init__(self, draws: _Draws) -> None:
+        self.draws, self.n = draws, len(draws.inputs)
+        self.greedy_out: list[tuple[str, float]] = [("", 0.0)] * self.n
+        self._passed = [False] * self.n
+
+    def greedy(self, row: int) -> bool:
+        return row < self.n
+
+    def order(self, row: int, length: int) -> tuple[int, ...]:
+        return (-1, -length, row) if row < self.n else self.draws.order(row - self.n, length)
+
+    def finished(self, row: int, text: str, mean_logprob: float) -> None:
+        if row >= self.n:
+            self.draws.finished(row - self.n, text, mean_logprob)
+            return
+        self.greedy_out[row] = (text, mean_logprob)
+        self._passed[row] = output_errors(self.draws.task, self.draws.inputs[row], text) == 0
+
+    def wanted(self, row: int) -> bool:
+        if row < self.n:
+            return True
+        if self.draws.until_passing and self._passed[(row - self.n) % self.n]:
+            return False
+        return self.draws.wanted(row - self.n)
+
+
+def _decoded_together(
+    engine: Engine,
+    unique: list[str],
+    inputs: list[str],
+    task: str,
+    rerank: RerankSection,
+    batch_size: int,
+    max_new_tokens: int,
+    desc: str,
+) -> tuple[Generations, _Draws] | None:
+    """Greedy outputs of the distinct prompts `unique` decoded together with their sampled
+    candidates, where that is small enough to pay (`TOGETHER_ROWS`) and the engine can;
+    else None. The draws come back unsettled, their pools not yet set."""
+    rows = len(unique) * (1 + rerank.candidates)
+    if (
+        rerank.method != "sample"
+        or not engine.steerable
+        or rows > min(TOGETHER_ROWS, batch_size)
+        or engine.sampling_problem() is not None
+    ):
+        return None
+    draws = _Draws(inputs, [], task, until_passing=rerank.only_failing)
+    watch = _WithGreedy(draws)
+    all_rows = unique + [p for _ in range(rerank.candidates) for p in unique]
+    sampling = Sampling(rerank.temperature, rerank.top_p, seed=rerank.seed)
+    decoded = engine.generate(
+        all_rows, sampling, batch_size=batch_size, max_new_tokens=max_new_tokens, watch=watch,
+        desc=desc,
+    )  # fmt: skip
+    texts = [text for text, _ in watch.greedy_out]
+    scores = [score for _, score in watch.greedy_out]
+    greedy = Generations(texts, decoded.new_tokens, len(unique), scores, decoded.engine)
+    return greedy, draws
 
 
 def generate_reranked(
@@ -179,9 +256,24 @@ def generate_reranked(
     check reads. Identical prompts get the same output.
     """
     start = time.perf_counter()
-    greedy = engine.generate(
-        prompts, batch_size=batch_size, max_new_tokens=max_new_tokens, scores=True, desc=desc
-    )
+    input_of = dict(zip(prompts, inputs, strict=True))
+    together = _decoded_together(
+        engine, list(input_of), list(input_of.values()), task, rerank, batch_size,
+        max_new_tokens, desc,
+    )  # fmt: skip
+    if together is not None:
+        # Per distinct prompt, in prompt order: what a greedy decode of `prompts` returns.
+        unique_greedy, early = together
+        at = {p: i for i, p in enumerate(input_of)}
+        greedy = Generations(
+            [unique_greedy.texts[at[p]] for p in prompts], unique_greedy.new_tokens,
+            len(at), [unique_greedy.scores[at[p]] for p in prompts], unique_greedy.engine,
+        )  # fmt: skip
+    else:
+        early = None
+        greedy = engine.generate(
+            prompts, batch_size=batch_size, max_new_tokens=max_new_tokens, scores=True, desc=desc
+        )
     greedy_seconds = time.perf_counter() - start
     by_prompt = dict(zip(prompts, zip(inputs, greedy.texts, strict=True), strict=True))
     unique = list(by_prompt)
@@ -200,7 +292,12 @@ def generate_reranked(
         problem = engine.sampling_problem()
         if problem is not None:
             beams, decoding = True, f"{decoding} (fallback: beam, {problem})"
-    if todo:
+    if early is not None:
+        # The candidates were decoded beside greedy: count those of the failing inputs.
+        early.best = [best[p] for p in unique]
+        early.settle({i for i, p in enumerate(unique) if p in todo})
+        drawn = early.drawn
+    elif todo:
         args = (engine, todo, [by_prompt[p][0] for p in todo], [best[p] for p in todo])
         drawn, tokens = _draw(*args, task, rerank, beams, batch_size, max_new_tokens, desc)
         new_tokens += tokens

@@ -15,11 +15,15 @@ class TokenPicker:
 
     Sampled rows draw from their own random stream, seeded by `seeds[row]` (row = the
     prompt's index in the decode), so a row's tokens depend on its logits alone, never on
-    which other rows share the batch or when the row started.
+    which other rows share the batch or when the row started. A row whose seed is None is
+    greedy inside a sampled decode (a greedy output decoded beside its candidates).
     """
 
     def __init__(
-        self, sampling: Sampling | None, seeds: list[int] | None = None, scores: bool = True
+        self,
+        sampling: Sampling | None,
+        seeds: list[int | None] | None = None,
+        scores: bool = True,
     ) -> None:
         if sampling is not None and seeds is None:
             raise ValueError("sampled rows need their seeds")
@@ -31,7 +35,17 @@ class TokenPicker:
         being prompt `rows[i]`; the log-probabilities are zeros when scores are not tracked
         (a vocabulary-wide softmax per step, ~4% of a greedy decode step)."""
         logits = logits.float()
-        tokens = logits.argmax(-1) if self.sampling is None else self._sample(logits, rows)
+        if self.sampling is None:
+            tokens = logits.argmax(-1)
+        else:
+            assert self.seeds is not None
+            drawn = [n for n, row in enumerate(rows) if self.seeds[row] is not None]
+            if len(drawn) == len(rows):
+                tokens = self._sample(logits, rows)
+            else:
+                tokens = logits.argmax(-1)
+                if drawn:
+                    tokens[drawn] = self._sample(logits[drawn], [rows[n] for n in drawn])
         if not self.scores:
             return tokens, torch.zeros(tokens.shape, device=tokens.device)
         chosen = logits.gather(-1, tokens[:, None])[:, 0]

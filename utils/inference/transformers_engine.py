@@ -58,6 +58,9 @@ class _TextWatch(TokenWatch):
     def wanted(self, row: int) -> bool:
         return self.watch.wanted(row)
 
+    def greedy(self, row: int) -> bool:
+        return self.watch.greedy(row)
+
 
 class TransformersEngine(Engine):
     """`model` (base, or base + adapter) and its tokenizer; `engine` picks the greedy loop."""
@@ -138,7 +141,7 @@ class TransformersEngine(Engine):
         if watch is not None:
             extra["watch"] = _TextWatch(watch, self.text)
         if sampling is not None:
-            extra["seeds"] = draw_seeds(sampling.seed, unique)
+            extra["seeds"] = _seeds(sampling.seed, unique, watch)
         if continuous:
             extra["kernel"] = self.one_row_kernel
             extra["memo_bytes"] = plan.memo_bytes
@@ -177,6 +180,14 @@ class TransformersEngine(Engine):
             )  # fmt: skip
         texts = [[(self.text(ids), score) for ids, score in h] for h in hyps]
         return texts, sum(len(ids) for h in hyps for ids, _ in h)
+
+
+def _seeds(seed: int, prompts: list[str], watch: Watch | None) -> list[int | None]:
+    """Per row its draw's seed, None for the rows the watch marks greedy: the draws are
+    numbered without them, so a candidate gets the seed it gets in a decode of draws only."""
+    greedy = {r for r in range(len(prompts)) if watch is not None and watch.greedy(r)}
+    drawn = iter(draw_seeds(seed, [p for r, p in enumerate(prompts) if r not in greedy]))
+    return [None if r in greedy else next(drawn) for r in range(len(prompts))]
 
 
 def generate(
