@@ -357,16 +357,13 @@ def test_a_reranked_output_is_the_same_alone_and_inside_a_batch(tiny) -> None:
 
 
 @pytest.mark.parametrize("greedy_passes", [False, True])
-def test_a_small_decode_draws_beside_greedy_with_the_same_outcome(greedy_passes, monkeypatch):
-    from utils.inference import rerank as rerank_module
-
+def test_a_small_decode_draws_beside_greedy_with_the_same_outcome(greedy_passes) -> None:
     greedy = "Tetris came out in 1986." if greedy_passes else "Tetris."
     draws = {"p1": [("Tetris is a game.", -0.5), ("Tetris, from 1986.", -0.4)]}
     outcome = {}
     for together in (False, True):
-        monkeypatch.setattr(rerank_module, "TOGETHER_ROWS", 8 if together else 0)
         scripted = _Scripted({"p1": (greedy, -0.3)}, draws)
-        out = _rerank(scripted, ["p1"], [TETRIS])
+        out = _rerank(scripted, ["p1"], [TETRIS], together_rows=8 if together else 0)
         outcome[together] = (out.generations.texts, out.greedy_texts, out.stats["rerank_changed"])
         # Together: one decode, and a passing greedy output stops its candidates.
         assert scripted.calls == (1 if together else 1 + (not greedy_passes))
@@ -376,19 +373,17 @@ def test_a_small_decode_draws_beside_greedy_with_the_same_outcome(greedy_passes,
 
 
 @pytest.mark.parametrize("select", ["score", "consensus"])
-def test_on_a_model_drawing_beside_greedy_changes_no_output(tiny, select, monkeypatch) -> None:
-    from utils.inference import rerank as rerank_module
-
+def test_on_a_model_drawing_beside_greedy_changes_no_output(tiny, select) -> None:
     model, tok = tiny
     mrs = [TETRIS, PORTAL]
     prompts = [build_prompt(tok, mr, "SYS") for mr in mrs]
-    section = RerankSection(
-        candidates=3, temperature=1.5, select=select, only_failing=select == "score"
-    )
     engine = TransformersEngine(model, tok)
     texts = {}
     for together in (False, True):
-        monkeypatch.setattr(rerank_module, "TOGETHER_ROWS", 8 if together else 0)
+        section = RerankSection(
+            candidates=3, temperature=1.5, select=select, only_failing=select == "score",
+            together_rows=8 if together else 0,
+        )  # fmt: skip
         out = [
             generate_reranked(
                 engine, [p], [mr], "data_to_text", section, batch_size=8, max_new_tokens=6

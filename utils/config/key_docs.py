@@ -154,6 +154,8 @@ MEANINGS: dict[str, str] = {
     "score, false for consensus",
     "evaluation.rerank.apply_to": "finetuned (the base model stays greedy) or both",
     "evaluation.rerank.seed": "seed of the sampled candidates",
+    "evaluation.rerank.together_rows": "up to this many rows (inputs x (1 + candidates)), "
+    "candidates decode beside greedy, not after it (same outputs; 0 = never)",
     # promotion
     "promotion.metric": "metric that decides promotion (its direction comes from the metric "
     "registry: ser is lower-is-better)",

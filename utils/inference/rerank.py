@@ -165,13 +165,6 @@ class _Draws(Watch):
                     self.best[i].offer(*found[row])
 
 
-# Up to this many rows (inputs x (1 + candidates)), an input's candidates start beside its
-# greedy row instead of after it: a decode step of a few rows costs little more than one
-# row's (the weights are read once either way; on a 2-core Zen 3, 5 rows cost less than 1),
-# so a served request whose greedy output fails waits for one decode, not three.
-TOGETHER_ROWS = 8
-
-
 class _WithGreedy(Watch):
     """Rows 0..n-1 decode each input's greedy output; rows n.. its candidates, numbered as
     `_Draws` numbers them. An input whose greedy output passes stops its candidates, waiting
@@ -215,13 +208,14 @@ def _decoded_together(
     desc: str,
 ) -> tuple[Generations, _Draws] | None:
     """Greedy outputs of the distinct prompts `unique` decoded together with their sampled
-    candidates, where that is small enough to pay (`TOGETHER_ROWS`) and the engine can;
-    else None. The draws come back unsettled, their pools not yet set."""
+    candidates, where the decode is small enough (`rerank.together_rows`: a served request
+    whose greedy output fails then waits for one decode, not greedy and then draws) and the
+    engine can; else None. The draws come back unsettled, their pools not yet set."""
     rows = len(unique) * (1 + rerank.candidates)
     if (
         rerank.method != "sample"
         or not engine.steerable
-        or rows > min(TOGETHER_ROWS, batch_size)
+        or rows > min(rerank.together_rows, batch_size)
         or engine.sampling_problem() is not None
     ):
         return None
