@@ -4,7 +4,7 @@ prompts take their slots, the prompts' shared prefix computed once."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -15,6 +15,9 @@ from utils.inference.one_row import one_row_kernel
 from utils.inference.token_batches import Decoded, left_padded
 from utils.inference.token_picker import TokenPicker
 from utils.modeling.kv_cache import cache_tensors, common_prefix, prefix_kv, set_cache_tensors
+
+if TYPE_CHECKING:
+    from utils.inference.grammar_mask import RowGrammars
 
 
 def _left_pad_kv(t: torch.Tensor, length: int) -> torch.Tensor:
@@ -225,15 +228,17 @@ def decode_continuous(
     watch: TokenWatch | None = None,
     seeds: list[int] | None = None,
     kernel: str = "onednn",
+    grammars: RowGrammars | None = None,
 ) -> Decoded:
     """Decode every encoded prompt; `watch` (optional) orders the waiting prompts, sees each
     finished row and may drop waiting rows that are no longer needed (they come back with
     no tokens). Sampled rows are seeded by `seeds` (one per encoded prompt). `kernel`: the
-    matmul of one-row decode steps (`utils.inference.one_row`)."""
+    matmul of one-row decode steps (`utils.inference.one_row`). `grammars`: what each
+    encoded prompt's tokens must follow (`utils.inference.grammar_mask`)."""
     with grouped_attention(model):
         device = next(model.parameters()).device
         stop_ids = torch.tensor(stops, device=device)
-        pick = TokenPicker(sampling, seeds, scores)
+        pick = TokenPicker(sampling, seeds, scores, grammars)
         # Repeated prompts are sampled candidates, drawn in waves: later waves reuse the first
         # prefill. Greedy decodes get distinct prompts and keep the plain path.
         repeats = len(set(map(tuple, encoded))) < len(encoded)

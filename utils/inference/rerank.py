@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from utils.config import RerankSection
+from utils.core.errors import UserError
 from utils.core.names import ENGINE
 from utils.core.tasks import TaskName
 from utils.inference.engine import Engine, Generations, Sampling, Watch
@@ -151,16 +152,19 @@ def generate_reranked(
     batch_size: int,
     max_new_tokens: int,
     desc: str = "generate",
+    grammars: Mapping[str, str] | None = None,
 ) -> Reranked:
     """Greedy outputs of `prompts`, replaced where a candidate has fewer errors.
 
     `inputs[i]` is the task input behind `prompts[i]` (the MR for data_to_text), which the
-    check reads. Identical prompts get the same output.
+    check reads. Identical prompts get the same output. `grammars` constrain greedy
+    outputs and sampled candidates alike (`Engine.generate`).
     """
     start = time.perf_counter()
     greedy = engine.generate(
-        prompts, batch_size=batch_size, max_new_tokens=max_new_tokens, scores=True, desc=desc
-    )
+        prompts, batch_size=batch_size, max_new_tokens=max_new_tokens, scores=True, desc=desc,
+        grammars=grammars,
+    )  # fmt: skip
     greedy_seconds = time.perf_counter() - start
     by_prompt = dict(zip(prompts, zip(inputs, greedy.texts, strict=True), strict=True))
     unique = list(by_prompt)
@@ -179,9 +183,17 @@ def generate_reranked(
         problem = engine.sampling_problem()
         if problem is not None:
             beams, decoding = True, f"{decoding} (fallback: beam, {problem})"
+    if todo and beams and grammars is not None:
+        raise UserError(
+            f"{decoding}: beam search candidates cannot be constrained by "
+            "evaluation.constrain; set evaluation.rerank: null (constrained greedy) or "
+            "evaluation.constrain: null"
+        )
     if todo:
         args = (engine, todo, [by_prompt[p][0] for p in todo], [best[p] for p in todo])
-        drawn, tokens = _draw(*args, task, rerank, beams, batch_size, max_new_tokens, desc)
+        drawn, tokens = _draw(
+            *args, task, rerank, beams, batch_size, max_new_tokens, desc, grammars
+        )
         new_tokens += tokens
     chosen = {p: best[p].choice(rerank.select) for p in unique}
     rerank_seconds = time.perf_counter() - start - greedy_seconds
@@ -224,6 +236,7 @@ def _draw(
     batch_size: int,
     max_new_tokens: int,
     desc: str,
+    grammars: Mapping[str, str] | None = None,
 ) -> tuple[int, int]:
     """Offers candidates of `prompts` to `best` (beam search, or sampled); returns
     (candidates drawn, their tokens)."""
@@ -238,7 +251,10 @@ def _draw(
     # still be beaten on model score.
     draws = _Draws(inputs, best, task, until_passing=rerank.only_failing)
     sampling = Sampling(rerank.temperature, rerank.top_p, seed=rerank.seed)
-    args = dict(batch_size=batch_size, max_new_tokens=max_new_tokens, desc=f"{desc} candidates")
+    args = dict(
+        batch_size=batch_size, max_new_tokens=max_new_tokens, desc=f"{desc} candidates",
+        grammars=grammars,
+    )  # fmt: skip
     if engine.steerable:
         waves = [p for _ in range(k) for p in prompts]
         drawn = engine.generate(waves, sampling, watch=draws, **args)

@@ -1,12 +1,17 @@
-"""How the continuous decoder picks each row's next token: greedily, or by sampling."""
+"""How the continuous decoder picks each row's next token: greedily, or by sampling, in
+both cases among the tokens the row's grammar allows when it has one."""
 
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 import torch
 
 from utils.inference.engine import Sampling
+
+if TYPE_CHECKING:
+    from utils.inference.grammar_mask import RowGrammars
 
 
 class TokenPicker:
@@ -16,14 +21,22 @@ class TokenPicker:
     Sampled rows draw from their own random stream, seeded by `seeds[row]` (row = the
     prompt's index in the decode), so a row's tokens depend on its logits alone, never on
     which other rows share the batch or when the row started.
+
+    With `grammars`, a row picks among the tokens its grammar allows; its score stays the
+    model's own log-probability of the token (over the whole vocabulary).
     """
 
     def __init__(
-        self, sampling: Sampling | None, seeds: list[int] | None = None, scores: bool = True
+        self,
+        sampling: Sampling | None,
+        seeds: list[int] | None = None,
+        scores: bool = True,
+        grammars: RowGrammars | None = None,
     ) -> None:
         if sampling is not None and seeds is None:
             raise ValueError("sampled rows need their seeds")
         self.sampling, self.seeds, self.scores = sampling, seeds, scores
+        self.grammars = grammars
         self._streams: dict[int, random.Random] = {}
 
     def __call__(self, logits: torch.Tensor, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,7 +44,10 @@ class TokenPicker:
         being prompt `rows[i]`; the log-probabilities are zeros when scores are not tracked
         (a vocabulary-wide softmax per step, ~4% of a greedy decode step)."""
         logits = logits.float()
-        tokens = logits.argmax(-1) if self.sampling is None else self._sample(logits, rows)
+        allowed = logits if self.grammars is None else self.grammars.masked(logits, rows)
+        tokens = allowed.argmax(-1) if self.sampling is None else self._sample(allowed, rows)
+        if self.grammars is not None:
+            self.grammars.advance(rows, tokens.tolist())
         if not self.scores:
             return tokens, torch.zeros(tokens.shape, device=tokens.device)
         chosen = logits.gather(-1, tokens[:, None])[:, 0]
@@ -40,6 +56,8 @@ class TokenPicker:
     def forget(self, row: int) -> None:
         """A finished row draws no more."""
         self._streams.pop(row, None)
+        if self.grammars is not None:
+            self.grammars.forget(row)
 
     def _uniform(self, rows: list[int]) -> list[float]:
         assert self.seeds is not None
