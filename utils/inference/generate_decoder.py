@@ -32,9 +32,15 @@ class _GrammarProcessor:
             self.done.update(b for b in live if last[b] in self.stops)
         self.started = True
         live = [b for b in range(len(self.rows)) if b not in self.done]
-        masked = scores.clone()
-        masked[live] = self.grammars.masked(scores[live], [self.rows[b] for b in live])
-        return masked
+        # Greedy: only rows whose own choice the grammar refuses need their mask.
+        best = scores.argmax(-1).tolist()
+        wrong = [
+            live[i]
+            for i in self.grammars.refused([best[b] for b in live], [self.rows[b] for b in live])
+        ]
+        if wrong:
+            scores[wrong] = self.grammars.masked(scores[wrong], [self.rows[b] for b in wrong])
+        return scores
 
 
 def decode_generate(

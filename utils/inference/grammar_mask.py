@@ -10,8 +10,9 @@ stays inside the grammar, so constrained greedy equals unconstrained greedy wher
 grammar accepts the unconstrained output.
 
 Costs (SmolLM2's 49k vocabulary, 2-core CPU): the tokenizer's token trie ~0.5 s, once per
-tokenizer; a matcher ~1.5-6 ms per distinct grammar (copied for the rows sharing it); a
-mask ~0.3 ms per row and token.
+tokenizer; a matcher ~1.5-6 ms per distinct grammar (copied for the rows sharing it);
+checking that a greedy row's own choice is allowed ~4 us; a full mask (rows whose choice
+is not, and sampled rows) ~0.2 ms to compute plus a pass over the row's logits.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 import llguidance
 import llguidance.hf
+import numpy as np
 import torch
 
 logger = logging.getLogger(__name__)
@@ -61,13 +63,15 @@ def _executor() -> Any:
 
 
 def allowed_tokens(bitmask: torch.Tensor, vocab: int) -> torch.Tensor:
-    """(rows, vocab) bools from llguidance's (rows, words) int32 bitmask; ids past the
-    tokenizer's vocabulary (a model's padded embedding rows) are never allowed."""
-    shifts = torch.arange(32, dtype=torch.int32)
-    bits = ((bitmask[:, :, None] >> shifts) & 1).bool().reshape(bitmask.shape[0], -1)
-    if bits.shape[1] < vocab:
-        bits = torch.nn.functional.pad(bits, (0, vocab - bits.shape[1]))
-    return bits[:, :vocab]
+    """(rows, vocab) bools from llguidance's (rows, words) int32 bitmask (bit j of word w:
+    token 32w + j); ids past the tokenizer's vocabulary (a model's padded embedding rows)
+    are never allowed."""
+    # numpy unpacks bits ~100x faster than torch shifts on a CPU.
+    bits = np.unpackbits(bitmask.numpy().view(np.uint8), axis=1, bitorder="little")
+    allowed = torch.from_numpy(bits).view(torch.bool)
+    if allowed.shape[1] < vocab:
+        allowed = torch.nn.functional.pad(allowed, (0, vocab - allowed.shape[1]))
+    return allowed[:, :vocab]
 
 
 class RowGrammars:
@@ -98,27 +102,54 @@ class RowGrammars:
             matcher = self._matchers[row] = fresh.deep_copy()
         return matcher
 
-    def masked(self, logits: torch.Tensor, rows: list[int]) -> torch.Tensor:
-        """`logits` (one line per entry of `rows`) with the tokens each row's grammar
-        forbids next at -inf."""
+    def allowed(self, rows: list[int], vocab: int) -> torch.Tensor:
+        """(rows, vocab) bools: the tokens each row's grammar allows next (all for rows
+        without a grammar)."""
         todo = [(self._matcher(row), i) for i, row in enumerate(rows) if self.constrained(row)]
-        if not todo:
-            return logits
         words = (self.ll_tokenizer.vocab_size + 31) // 32
         bitmask = torch.zeros((len(rows), words), dtype=torch.int32)
         # What `llguidance.torch.fill_next_token_bitmask_par` does, without importing that
         # module (it compiles a torch kernel at import).
         _executor().unsafe_compute_mask_ptr(todo, bitmask.data_ptr(), words * 4, len(rows))
-        allowed = allowed_tokens(bitmask, logits.shape[-1]).to(logits.device)
+        allowed = allowed_tokens(bitmask, vocab)
         for matcher, i in todo:
             if matcher.is_error():
                 # Cannot happen for tokens it allowed; stop the row rather than let an
                 # all-forbidden row pick token 0.
                 logger.warning("grammar matcher failed, row stopped: %s", matcher.get_error())
                 allowed[i, self.eos] = True
-        free = [i for i, row in enumerate(rows) if not self.constrained(row)]
-        allowed[free] = True
-        return logits.masked_fill(~allowed, float("-inf"))
+        allowed[[i for i, row in enumerate(rows) if not self.constrained(row)]] = True
+        return allowed
+
+    def masked(self, logits: torch.Tensor, rows: list[int]) -> torch.Tensor:
+        """`logits` (one line per entry of `rows`) with the tokens each row's grammar
+        forbids next at -inf (a new tensor)."""
+        allowed = self.allowed(rows, logits.shape[-1]).to(logits.device)
+        return torch.where(allowed, logits, float("-inf"))
+
+    def refused(self, tokens: list[int], rows: list[int]) -> list[int]:
+        """Positions `i` whose row's grammar does not allow `tokens[i]` next."""
+        return [
+            i
+            for i, (row, token) in enumerate(zip(rows, tokens, strict=True))
+            if self.constrained(row) and self._matcher(row).validate_tokens([token]) != 1
+        ]
+
+    def greedy(self, logits: torch.Tensor, rows: list[int]) -> torch.Tensor:
+        """Each row's most likely allowed token. A row whose most likely token is allowed
+        keeps it without a mask (a few microseconds: with a model that writes the grammar's
+        language, most rows at most steps); the others take the best of the tokens their
+        mask allows (a gather, not a pass over the whole batch's logits)."""
+        tokens = logits.argmax(-1)
+        wrong = self.refused(tokens.tolist(), rows)
+        if wrong:
+            allowed = self.allowed([rows[i] for i in wrong], logits.shape[-1])
+            for i, ok in zip(wrong, allowed, strict=True):
+                # numpy's nonzero: ~50x faster than torch's on a CPU.
+                ids = torch.from_numpy(np.flatnonzero(ok.numpy())).to(logits.device)
+                # Ties go to the lowest id, as argmax over the masked row would.
+                tokens[i] = ids[logits[i, ids].argmax()]
+        return tokens
 
     def advance(self, rows: list[int], tokens: list[int]) -> None:
         """Each row's matcher takes the token the row picked."""

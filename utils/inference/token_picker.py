@@ -44,8 +44,12 @@ class TokenPicker:
         being prompt `rows[i]`; the log-probabilities are zeros when scores are not tracked
         (a vocabulary-wide softmax per step, ~4% of a greedy decode step)."""
         logits = logits.float()
-        allowed = logits if self.grammars is None else self.grammars.masked(logits, rows)
-        tokens = allowed.argmax(-1) if self.sampling is None else self._sample(allowed, rows)
+        if self.grammars is None:
+            tokens = logits.argmax(-1) if self.sampling is None else self._sample(logits, rows)
+        elif self.sampling is None:
+            tokens = self.grammars.greedy(logits, rows)
+        else:
+            tokens = self._sample(self.grammars.masked(logits, rows), rows)
         if self.grammars is not None:
             self.grammars.advance(rows, tokens.tolist())
         if not self.scores:
