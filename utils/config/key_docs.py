@@ -156,6 +156,12 @@ MEANINGS: dict[str, str] = {
     "evaluation.rerank.seed": "seed of the sampled candidates",
     "evaluation.rerank.together_rows": "up to this many rows (inputs x (1 + candidates)), "
     "candidates decode beside greedy, not after it (same outputs; 0 = never)",
+    "evaluation.constrain": "grammar-constrained decoding: mr (text_to_mr: well-formed MRs, "
+    "values from the sentence or the slot's vocabulary), {regex: ...} or {json_schema: ...} "
+    "(any task); null = off (docs/evaluation.md)",
+    "evaluation.constrain.regex": "every answer matches this regex (Rust syntax: no "
+    "look-around or back-references)",
+    "evaluation.constrain.json_schema": "every answer is JSON valid against this schema",
     # promotion
     "promotion.metric": "metric that decides promotion (its direction comes from the metric "
     "registry: ser is lower-is-better)",

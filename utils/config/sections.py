@@ -12,12 +12,13 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from utils.config.base import Section
+from utils.config.constrain_section import ConstrainSection, constrain_value
 from utils.config.data_sections import DatasetSection
 from utils.config.launch_sections import GPU_AUTOCAST_FOR_DTYPE, AccelerateSection
 from utils.config.remote_sections import RemoteSection
 from utils.config.service_sections import ServingSection, SweepSection, TrackingSection
 from utils.core.names import PROMOTION_STAGES, Stage
-from utils.core.tasks import METRICS, ROUGE_L, get_task
+from utils.core.tasks import METRICS, ROUGE_L, TaskName, get_task
 
 
 class ModelSource(Section):
@@ -173,12 +174,36 @@ class EvaluationSection(Section):
     one_row_kernel: Literal["onednn", "native"] = "onednn"
     # null = greedy decoding only.
     rerank: RerankSection | None = None
+    # Grammar-constrained decoding (utils/config/constrain_section.py): null = off.
+    constrain: Literal["mr"] | ConstrainSection | None = None
+
+    @field_validator("constrain", mode="before")
+    @classmethod
+    def _constrain_shape(cls, v: object) -> object:
+        return constrain_value(v)
 
     @model_validator(mode="after")
     def _vllm_samples(self) -> EvaluationSection:
         if self.engine == "vllm" and self.rerank is not None and self.rerank.method == "beam":
             raise ValueError(
                 "evaluation.engine=vllm draws sampled candidates: set "
+                "evaluation.rerank.method=sample"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _constrain_needs_a_mask(self) -> EvaluationSection:
+        # The grammar is a mask on each picked token: vLLM and beam search pick their own.
+        if self.constrain is None:
+            return self
+        if self.engine == "vllm":
+            raise ValueError(
+                "evaluation.constrain needs the continuous or generate engine, not vllm: set "
+                "evaluation.engine=continuous or evaluation.constrain: null"
+            )
+        if self.rerank is not None and self.rerank.method == "beam":
+            raise ValueError(
+                "evaluation.constrain masks greedy and sampled tokens, not beam search: set "
                 "evaluation.rerank.method=sample"
             )
         return self
@@ -244,6 +269,15 @@ class PipelineConfig(Section):
             raise ValueError(
                 f"evaluation.rerank needs a task whose outputs can be checked (data_to_text, "
                 f"text_to_mr), not {self.dataset.task!r}; set evaluation.rerank: null"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _mr_constraint_needs_mrs(self) -> PipelineConfig:
+        if self.evaluation.constrain == "mr" and self.dataset.task != TaskName.TEXT_TO_MR:
+            raise ValueError(
+                f"evaluation.constrain=mr makes outputs ViGGO MRs: it needs dataset.task="
+                f"text_to_mr, not {self.dataset.task!r} (a regex or json_schema fits any task)"
             )
         return self
 

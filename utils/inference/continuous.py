@@ -4,7 +4,7 @@ prompts take their slots, the prompts' shared prefix computed once."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -17,6 +17,9 @@ from utils.inference.prefix_memo import PrefixMemo
 from utils.inference.token_batches import Decoded, left_padded
 from utils.inference.token_picker import TokenPicker
 from utils.modeling.kv_cache import cache_tensors, common_prefix, prefix_kv
+
+if TYPE_CHECKING:
+    from utils.inference.grammar_mask import RowGrammars
 
 
 def _left_pad_kv(t: torch.Tensor, length: int) -> torch.Tensor:
@@ -243,18 +246,20 @@ def decode_continuous(
     kernel: str = "onednn",
     memo_bytes: int = UNBOUNDED_MEMO_BYTES,
     prefix_memo: PrefixMemo | None = None,
+    grammars: RowGrammars | None = None,
 ) -> Decoded:
     """Decode every encoded prompt; `watch` (optional) orders the waiting prompts, sees each
     finished row and may drop rows that are no longer needed, waiting or running (they come
     back with no tokens). Sampled rows are seeded by `seeds` (one per encoded prompt; None:
-    that row is greedy). `kernel`: the
-    matmul of one-row decode steps (`utils.inference.one_row`); `memo_bytes`: the most the
-    prefill memo of repeated prompts keeps (`utils.inference.memory_budget`); `prefix_memo`:
-    the shared prompt prefix's K/V kept between decodes (`utils.inference.prefix_memo`)."""
+    that row is greedy). `kernel`: the matmul of one-row decode steps
+    (`utils.inference.one_row`); `memo_bytes`: the most the prefill memo of repeated prompts
+    keeps (`utils.inference.memory_budget`); `prefix_memo`: the shared prompt prefix's K/V
+    kept between decodes (`utils.inference.prefix_memo`); `grammars`: what each encoded
+    prompt's tokens must follow (`utils.inference.grammar_mask`)."""
     with grouped_attention(model):
         device = next(model.parameters()).device
         stop_ids = torch.tensor(stops, device=device)
-        pick = TokenPicker(sampling, seeds, scores)
+        pick = TokenPicker(sampling, seeds, scores, grammars)
         # Repeated prompts are sampled candidates, drawn in waves: later waves reuse the first
         # prefill. Greedy decodes get distinct prompts and keep the plain path.
         repeats = len(set(map(tuple, encoded))) < len(encoded)

@@ -3,16 +3,19 @@
 
 `Decoder.load` builds the engine `evaluation.engine` names; `Decoder.decode` decodes as the
 evaluation does: greedy, or greedy reranked by the task's output check where
-`evaluation.rerank` applies to the model (see `EvaluationSection.rerank_for`).
+`evaluation.rerank` applies to the model (see `EvaluationSection.rerank_for`), every token
+inside the grammar of `evaluation.constrain` when it is set.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from utils.config import EvaluationSection, ModelSource, RerankSection
 from utils.core.names import ENGINE
+from utils.inference.constraints import constraint_kind, grammars_for
 from utils.inference.engine import Engine
 from utils.inference.rerank import Reranked, describe, generate_reranked
 
@@ -40,12 +43,15 @@ def load_engine(
 
 @dataclass
 class Decoder:
-    """A loaded engine, the task it decodes for, and the reranking that applies (or None)."""
+    """A loaded engine, the task it decodes for, the reranking that applies (or None), and
+    the constraint on outputs (`EvaluationSection.constrain`, or None)."""
 
     engine: Engine
     task: str
     rerank: RerankSection | None
     batch_size: int
+    constrain: Any = None
+    stop_at_newline: bool = True
 
     @classmethod
     def load(
@@ -58,7 +64,11 @@ class Decoder:
     ) -> Decoder:
         """`rerank=False` decodes greedily whatever the config says (a serving option)."""
         applies = evaluation.rerank_for(finetuned=adapter is not None) if rerank else None
-        return cls(load_engine(source, evaluation, adapter), task, applies, evaluation.batch_size)
+        engine = load_engine(source, evaluation, adapter)
+        return cls(
+            engine, task, applies, evaluation.batch_size, evaluation.constrain,
+            evaluation.stop_at_newline,
+        )  # fmt: skip
 
     def decode(
         self,
@@ -71,13 +81,19 @@ class Decoder:
         """Outputs of `prompts` (`inputs[i]`: the task input behind `prompts[i]`, which the
         reranking check reads), with what the decode cost."""
         batch_size = batch_size or self.batch_size
+        grammars = grammars_for(self.constrain, prompts, inputs, self.stop_at_newline)
         if self.rerank is not None:
-            return generate_reranked(
+            reranked = generate_reranked(
                 self.engine, prompts, inputs, self.task, self.rerank, batch_size=batch_size,
-                max_new_tokens=max_new_tokens, desc=desc,
+                max_new_tokens=max_new_tokens, desc=desc, grammars=grammars,
             )  # fmt: skip
-        generations = self.engine.generate(
-            prompts, batch_size=batch_size, max_new_tokens=max_new_tokens, desc=desc
-        )
-        stats = {"decoding": describe(None), ENGINE: generations.engine}
-        return Reranked(generations, None, stats)
+        else:
+            generations = self.engine.generate(
+                prompts, batch_size=batch_size, max_new_tokens=max_new_tokens, desc=desc,
+                grammars=grammars,
+            )  # fmt: skip
+            stats = {"decoding": describe(None), ENGINE: generations.engine}
+            reranked = Reranked(generations, None, stats)
+        if self.constrain is not None:
+            reranked.stats["decoding"] += f", constrain:{constraint_kind(self.constrain)}"
+        return reranked

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -140,6 +141,7 @@ class Engine(ABC):
         scores: bool = False,
         watch: Watch | None = None,
         desc: str = "generate",
+        grammars: Mapping[str, str] | None = None,
     ) -> Generations:
         """Completions of `prompts` in input order; with `scores` (always when sampling)
         each text's mean token log-probability.
@@ -147,6 +149,10 @@ class Engine(ABC):
         Greedy (`sampling` None): identical prompts are decoded once, since they get
         identical outputs. Sampled: every prompt is its own draw, so a prompt given k times
         yields k candidates.
+
+        `grammars` (prompt -> llguidance grammar, `utils.inference.constraints`): each
+        completion, up to its stop, is a sentence of its prompt's grammar; engines that
+        cannot constrain raise.
         """
 
     def sampling_problem(self) -> str | None:

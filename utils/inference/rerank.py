@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from utils.config import RerankSection
+from utils.core.errors import UserError
 from utils.core.names import ENGINE
 from utils.core.tasks import TaskName
 from utils.inference.engine import Engine, Generations, Sampling, Watch
@@ -243,18 +244,23 @@ def generate_reranked(
     batch_size: int,
     max_new_tokens: int,
     desc: str = "generate",
+    grammars: Mapping[str, str] | None = None,
 ) -> Reranked:
     """Greedy outputs of `prompts`, replaced where a candidate has fewer errors.
 
     `inputs[i]` is the task input behind `prompts[i]` (the MR for data_to_text), which the
-    check reads. Identical prompts get the same output.
+    check reads. Identical prompts get the same output. `grammars` constrain greedy
+    outputs and sampled candidates alike (`Engine.generate`).
     """
     start = time.perf_counter()
     input_of = dict(zip(prompts, inputs, strict=True))
-    together = _decoded_together(
-        engine, list(input_of), list(input_of.values()), task, rerank, batch_size,
-        max_new_tokens, desc,
-    )  # fmt: skip
+    # Constrained rows decode as they always do: greedy first, candidates after.
+    together = None
+    if grammars is None:
+        together = _decoded_together(
+            engine, list(input_of), list(input_of.values()), task, rerank, batch_size,
+            max_new_tokens, desc,
+        )  # fmt: skip
     if together is not None:
         # Per distinct prompt, in prompt order: what a greedy decode of `prompts` returns.
         unique_greedy, early = together
@@ -266,8 +272,9 @@ def generate_reranked(
     else:
         early = None
         greedy = engine.generate(
-            prompts, batch_size=batch_size, max_new_tokens=max_new_tokens, scores=True, desc=desc
-        )
+            prompts, batch_size=batch_size, max_new_tokens=max_new_tokens, scores=True,
+            desc=desc, grammars=grammars,
+        )  # fmt: skip
     greedy_seconds = time.perf_counter() - start
     by_prompt = dict(zip(prompts, zip(inputs, greedy.texts, strict=True), strict=True))
     unique = list(by_prompt)
@@ -286,6 +293,12 @@ def generate_reranked(
         problem = engine.sampling_problem()
         if problem is not None:
             beams, decoding = True, f"{decoding} (fallback: beam, {problem})"
+    if todo and beams and grammars is not None:
+        raise UserError(
+            f"{decoding}: beam search candidates cannot be constrained by "
+            "evaluation.constrain; set evaluation.rerank: null (constrained greedy) or "
+            "evaluation.constrain: null"
+        )
     if early is not None:
         # The candidates were decoded beside greedy: count those of the failing inputs.
         early.best = [best[p] for p in unique]
@@ -293,7 +306,9 @@ def generate_reranked(
         drawn = early.drawn
     elif todo:
         args = (engine, todo, [by_prompt[p][0] for p in todo], [best[p] for p in todo])
-        drawn, tokens = _draw(*args, task, rerank, beams, batch_size, max_new_tokens, desc)
+        drawn, tokens = _draw(
+            *args, task, rerank, beams, batch_size, max_new_tokens, desc, grammars
+        )
         new_tokens += tokens
     chosen = {p: best[p].choice(rerank.select) for p in unique}
     rerank_seconds = time.perf_counter() - start - greedy_seconds
@@ -336,6 +351,7 @@ def _draw(
     batch_size: int,
     max_new_tokens: int,
     desc: str,
+    grammars: Mapping[str, str] | None = None,
 ) -> tuple[int, int]:
     """Offers candidates of `prompts` to `best` (beam search, or sampled); returns
     (candidates drawn, their tokens)."""
@@ -350,7 +366,10 @@ def _draw(
     # still be beaten on model score.
     draws = _Draws(inputs, best, task, until_passing=rerank.only_failing)
     sampling = Sampling(rerank.temperature, rerank.top_p, seed=rerank.seed)
-    args = dict(batch_size=batch_size, max_new_tokens=max_new_tokens, desc=f"{desc} candidates")
+    args = dict(
+        batch_size=batch_size, max_new_tokens=max_new_tokens, desc=f"{desc} candidates",
+        grammars=grammars,
+    )  # fmt: skip
     if engine.steerable:
         waves = [p for _ in range(k) for p in prompts]
         drawn = engine.generate(waves, sampling, watch=draws, **args)

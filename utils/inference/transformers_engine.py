@@ -15,6 +15,7 @@ watch); beam search from `model.generate`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -34,7 +35,7 @@ from utils.inference.engine import (
 from utils.inference.generate_decoder import decode_beams, decode_generate
 from utils.inference.memory_budget import DecodePlan, kv_bytes_per_token, plan_decode
 from utils.inference.prefix_memo import PrefixMemo
-from utils.inference.stops import decoded_text, stops_for
+from utils.inference.stops import decoded_text, stop_token_ids, stops_for
 from utils.inference.token_batches import pad_id
 from utils.modeling.kv_cache import plain_cache_fallback
 
@@ -105,6 +106,13 @@ class TransformersEngine(Engine):
     def sampling_problem(self) -> str | None:
         return self._cache_problem("sampled candidates", "beam search candidates")
 
+    def row_grammars(self, grammars: list[str | None]) -> Any:
+        """The matchers of one decode's rows; EOS (not a line break) ends a grammar, which
+        spells out the line break itself where one stops the row."""
+        from utils.inference.grammar_mask import RowGrammars
+
+        return RowGrammars(self._tokenizer, stop_token_ids(self._tokenizer, self.model), grammars)
+
     def text(self, ids: list[int]) -> str:
         return decoded_text(self._tokenizer, ids, self.stop_at_newline)
 
@@ -119,10 +127,12 @@ class TransformersEngine(Engine):
         scores: bool = False,
         watch: Watch | None = None,
         desc: str = "generate",
+        grammars: Mapping[str, str] | None = None,
     ) -> Generations:
         """See `Engine.generate`. A `watch` (continuous loop only) sees rows finish and may
         drop waiting ones (empty texts). ViGGO's test split repeats each MR for each of its
-        references (1,083 rows, 359 MRs): greedy decodes each once."""
+        references (1,083 rows, 359 MRs): greedy decodes each once. `grammars` mask each
+        row's tokens in both loops."""
         model, tokenizer = self.model, self._tokenizer
         unique = rows_to_decode(prompts, sampling)
         encoded = [encode_prompt(tokenizer, p) for p in unique]
@@ -146,6 +156,8 @@ class TransformersEngine(Engine):
             extra["kernel"] = self.one_row_kernel
             extra["memo_bytes"] = plan.memo_bytes
             extra["prefix_memo"] = self._prefix_memo
+        if grammars is not None:
+            extra["grammars"] = self.row_grammars([grammars.get(p) for p in unique])
         with tqdm(total=len(unique), desc=desc, unit="rows") as bar:
             decoded = run(
                 model, encoded, plan.batch_size, max_new_tokens, self.stops, pad_id(tokenizer),
@@ -201,10 +213,11 @@ def generate(
     stop_at_newline: bool = False,
     sampling: Sampling | None = None,
     scores: bool = False,
+    grammars: Mapping[str, str] | None = None,
 ) -> Generations:
     """One decode of a model already loaded (training's validation, benchmarks, tests): a
     `TransformersEngine` for this call."""
     return TransformersEngine(model, tokenizer, engine, stop_at_newline).generate(
         prompts, sampling, batch_size=batch_size, max_new_tokens=max_new_tokens, scores=scores,
-        desc=desc,
+        desc=desc, grammars=grammars,
     )  # fmt: skip

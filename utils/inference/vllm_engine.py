@@ -17,6 +17,7 @@ import json
 import shutil
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -149,9 +150,13 @@ class VllmEngine(Engine):
         scores: bool = False,
         watch: Watch | None = None,
         desc: str = "generate",
+        grammars: Mapping[str, str] | None = None,
     ) -> Generations:
         if watch is not None:
             raise ValueError("the vllm engine cannot be steered while it decodes")
+        if grammars is not None:
+            # Config validation refuses the pair first; this guards direct callers.
+            raise ValueError("the vllm engine does not constrain outputs: use continuous")
         unique = engines.rows_to_decode(prompts, sampling)
         scored = scores or sampling is not None
         # logprobs=0: the chosen token's log-probability only (of the raw logits, before
