@@ -34,6 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from utils.cli.common import add_model_source_args  # noqa: E402
 from utils.config import load_config  # noqa: E402
 from utils.core.names import split_file  # noqa: E402
 from utils.core.tasks import TaskName  # noqa: E402
@@ -86,10 +87,7 @@ def summary(runs: list[dict], rows: int, task: str) -> dict[str, Any]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data-dir", type=Path, default=ROOT / "data" / "viggo")
-    p.add_argument("--config", type=Path, default=ROOT / "configs" / "smollm2_cpu.yaml")
-    p.add_argument("--model", help="base model id or folder (default: the config's)")
-    p.add_argument("--adapter", type=Path, help="LoRA adapter folder (default: the base model)")
+    add_model_source_args(p)
     p.add_argument("--split", default="test")
     p.add_argument("--rows", type=int, default=48, help="seeded subset of the split")
     p.add_argument("--repeats", type=int, default=2, help="alternating passes per mode")

@@ -35,6 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from utils.cli.common import add_model_source_args  # noqa: E402
 from utils.config import load_config  # noqa: E402
 from utils.core.names import split_file  # noqa: E402
 from utils.data.jsonl import read_jsonl, write_jsonl  # noqa: E402
@@ -49,10 +50,7 @@ from utils.modeling.resolve import resolve_model_path  # noqa: E402
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data-dir", type=Path, default=ROOT / "data" / "viggo")
-    p.add_argument("--config", type=Path, default=ROOT / "configs" / "smollm2_cpu.yaml")
-    p.add_argument("--model", help="base model id or folder (default: the config's)")
-    p.add_argument("--adapter", type=Path, help="LoRA adapter folder (default: the base model)")
+    add_model_source_args(p)
     p.add_argument("--engines", help="comma-separated (default: the config's engine)")
     p.add_argument("--split", default="test")
     p.add_argument("--max-samples", type=int, help="default: every row of the split")

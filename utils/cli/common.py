@@ -11,6 +11,14 @@ from utils.core.names import PROJECT_ROOT
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "smollm2_cpu.yaml"
 
 
+def add_model_source_args(p: argparse.ArgumentParser) -> None:
+    """A benchmark's data, config, base model and adapter (the evaluation's own inputs)."""
+    p.add_argument("--data-dir", type=Path, default=PROJECT_ROOT / "data" / "viggo")
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    p.add_argument("--model", help="base model id or folder (default: the config's)")
+    p.add_argument("--adapter", type=Path, help="LoRA adapter folder (default: the base model)")
+
+
 def add_version_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--stage", default="staging", help="stage (staging, production, latest) or version number"
