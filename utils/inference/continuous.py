@@ -325,7 +325,7 @@ def decode_continuous(
                     for slot, row in enumerate(batch.rows):
                         if not finished[slot] and not watch.wanted(row):
                             finished[slot] = True
-                            out_tokens[row] = []
+                            out_tokens[row], logprobs[row] = [], 0.0
                             bar.update(1)
                 for slot in finished.nonzero().flatten().tolist():
                     pick.forget(batch.rows[slot])
