@@ -14,7 +14,6 @@ from collections.abc import Callable
 
 from utils import quiet_logs
 from utils.cli import adapter_commands, compare, promote, run_command, score, serve, sweep
-from utils.core.allocator import fix_mmap_threshold
 from utils.core.errors import UserError
 from utils.core.onednn_caches import bound_onednn_caches
 
@@ -43,9 +42,6 @@ def main(argv: list[str] | None = None) -> int:
     # Before any step's first matmul: every step of the run (and each evaluation) then
     # keeps at most a bounded set of CPU kernels (utils.core.onednn_caches).
     bound_onednn_caches()
-    # Before any model loads: buffers of 1 MiB and more (a decode's KV layers, a prefill's
-    # activations) are unmapped when freed, not kept in glibc's heap (utils.core.allocator).
-    fix_mmap_threshold()
     debug = "--debug" in argv
     if debug:
         os.environ.setdefault("ZENML_LOGGING_VERBOSITY", "DEBUG")

@@ -31,7 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from utils.config import load_config  # noqa: E402
-from utils.core.allocator import fix_mmap_threshold  # noqa: E402
 from utils.core.heap_stats import heap_mb  # noqa: E402
 from utils.core.peak_memory import high_water_mb, rss_mb  # noqa: E402
 
@@ -71,14 +70,7 @@ def main() -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--interval", type=float, default=0.25)
     p.add_argument("--timeline", type=Path, help="write every sample here (JSON)")
-    p.add_argument(
-        "--glibc-default",
-        action="store_true",
-        help="keep glibc's dynamic mmap threshold (run.py fixes it: utils.core.allocator)",
-    )
     args = p.parse_args()
-    if not args.glibc_default:
-        fix_mmap_threshold()  # as run.py does, before anything is allocated
 
     import zenml  # noqa: F401  (the step runs with it loaded)
 
@@ -105,7 +97,6 @@ def main() -> None:
     digest = hashlib.sha256("\n".join(r["prediction"] for r in records).encode()).hexdigest()
     out: dict[str, Any] = {
         "overrides": args.overrides,
-        "glibc_mmap_threshold": "dynamic" if args.glibc_default else "fixed",
         "adapter": str(args.adapter) if args.adapter else None,
         "start_rss_mb": round(start_mb, 1),
         "peak_rss_mb_sampled": peak[1] if peak else None,
