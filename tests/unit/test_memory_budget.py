@@ -101,7 +101,7 @@ def test_the_config_key_is_validated() -> None:
 def test_the_cpu_configs_plan_the_measured_float32_batch() -> None:
     # The CPU configs share one budget; in float32 it holds 106 rows of the default run's
     # longest test prompt (106 tokens) + max_new_tokens (113), the batch measured with
-    # a 2,208 MiB evaluation peak (configs/smollm2_cpu.yaml), and all 128 rows in bf16.
+    # a 2,583 MiB evaluation peak (configs/smollm2_cpu.yaml), and all 128 rows in bf16.
     from utils.config import load_config
 
     root = Path(__file__).resolve().parents[2] / "configs"
