@@ -12,14 +12,13 @@ import pytest
 from tests.conftest import load_varied_on_cpu
 from utils.config import validate_config
 from utils.core.tasks import get_task
-from utils.data.embedded import gem_rows
+from utils.data.embedded import gem_rows, viggo_mr_schema
 from utils.data.prompts import build_prompt
 from utils.inference.constraints import completion_grammar, grammars_for
 from utils.inference.decoder import Decoder
 from utils.inference.engine import Sampling
 from utils.inference.transformers_engine import TransformersEngine, generate
 from utils.viggo import DIALOGUE_ACTS, SLOTS, try_parse_mr
-from utils.viggo.mr_schema import viggo_mr_schema
 
 # Rows of a random model's constrained MR stay short enough for this (see the test).
 MAX_NEW = 160

@@ -10,11 +10,11 @@ import pytest
 
 from utils.config import validate_config
 from utils.config.base import ConfigError
-from utils.data.embedded import gem_rows
+from utils.data.embedded import gem_rows, viggo_mr_schema
 from utils.inference.constraints import grammars_for
 from utils.inference.grammar_mask import ll_tokenizer
 from utils.viggo.mr_lark import MRGrammar
-from utils.viggo.mr_schema import CLOSED_SLOTS, learn_mr_schema, viggo_mr_schema
+from utils.viggo.mr_schema import CLOSED_SLOTS, learn_mr_schema
 
 
 @pytest.fixture(scope="module")

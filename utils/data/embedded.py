@@ -7,12 +7,16 @@ checksum (edited, truncated, a Git LFS pointer) stops the run with one line nami
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from utils.core.names import SPLITS, VIGGO_EMBEDDED_DIR
 from utils.data.errors import DataError
+
+if TYPE_CHECKING:
+    from utils.viggo.mr_schema import MRSchema
 
 EMBEDDED_DIR = VIGGO_EMBEDDED_DIR
 # Checksums of the original release (data/viggo/LICENSE.md says where the files come from).
@@ -70,3 +74,11 @@ def gem_rows(split: str) -> list[dict[str, Any]]:
         }
         for i, (mr, ref) in enumerate(zip(frame["mr"], frame["ref"], strict=True))
     ]
+
+
+@functools.cache
+def viggo_mr_schema() -> MRSchema:
+    """The MR schema of the embedded ViGGO training split (`data/viggo/`)."""
+    from utils.viggo.mr_schema import learn_mr_schema
+
+    return learn_mr_schema(row["meaning_representation"] for row in gem_rows("train"))

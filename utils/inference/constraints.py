@@ -54,8 +54,8 @@ def json_schema_rules(schema: dict[str, Any], stop_at_newline: bool) -> str:
 
 @functools.cache
 def _mr_grammar() -> Any:
+    from utils.data.embedded import viggo_mr_schema
     from utils.viggo.mr_lark import MRGrammar
-    from utils.viggo.mr_schema import viggo_mr_schema
 
     return MRGrammar(viggo_mr_schema())
 

@@ -13,12 +13,11 @@ training data never showed:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from utils.data.mr_rows import split_mr
 from utils.viggo.grammar import BOOLEAN_SLOTS, LIST_SLOTS, SLOTS, parse_mr
+from utils.viggo.written_order import split_mr
 
 # Slots whose values come from a small closed set; the others are copied from the sentence.
 CLOSED_SLOTS: frozenset[str] = LIST_SLOTS | BOOLEAN_SLOTS | {"esrb", "rating"}
@@ -76,11 +75,3 @@ def learn_mr_schema(texts: Iterable[str]) -> MRSchema:
         closed=tuple((s, tuple(sorted(values[s]))) for s in SLOTS if s in CLOSED_SLOTS),
         max_items=tuple((s, items[s]) for s in SLOTS if s in LIST_SLOTS),
     )
-
-
-@functools.cache
-def viggo_mr_schema() -> MRSchema:
-    """The schema of the embedded ViGGO training split (`data/viggo/`)."""
-    from utils.data.embedded import gem_rows
-
-    return learn_mr_schema(row["meaning_representation"] for row in gem_rows("train"))
