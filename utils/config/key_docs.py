@@ -87,6 +87,8 @@ MEANINGS: dict[str, str] = {
     "training.learning_rate": "peak learning rate",
     "training.batch_size": "rows per device per step",
     "training.gradient_accumulation_steps": "batches per optimizer step",
+    "training.max_batch_tokens": "a padded batch of more tokens runs as row slices (same "
+    "gradients, less activation memory); null = whole batches",
     "training.warmup_ratio": "fraction of the steps spent warming up the learning rate",
     "training.weight_decay": "AdamW weight decay",
     "training.lr_scheduler": "learning-rate schedule after warm-up",

@@ -127,6 +127,7 @@ def _train_lora(
             *callbacks,
         ],
     )
+    trainer.max_batch_tokens = cfg.training.max_batch_tokens
     if cfg.training.row_order == "distinct_first":
         trainer.row_order = DistinctFirst(
             [r["input"] for r in train_rows],

@@ -3,6 +3,7 @@ prompt prefix shared through the KV cache) and its collator."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from pathlib import Path
@@ -15,6 +16,7 @@ from utils.modeling.precision import Precision
 from utils.training.checkpoints import trainer_checkpoint_arguments
 from utils.training.collators import CompletionCollator, PackedCollator
 from utils.training.fsdp import accelerate_fsdp_on_cpu_ranks, trainable_state
+from utils.training.micro_batches import row_slices
 from utils.training.prefix_cache import attach_prefix_cache
 
 logger = logging.getLogger(__name__)
@@ -137,6 +139,8 @@ def trainer_class() -> type:
         # An iterable of row indices (a `DistinctFirst`), or None for the Trainer's own
         # (length-grouped random) sampling.
         row_order: Any = None
+        # `training.max_batch_tokens`: larger batches run as row slices (same gradients).
+        max_batch_tokens: int | None = None
 
         def create_accelerator_and_postprocess(self):
             # The Trainer then derives `is_fsdp_enabled` from the plugin, as on GPUs.
@@ -168,6 +172,21 @@ def trainer_class() -> type:
                 # Its graph joins the rows' graph, so each weight still gets one gradient.
                 inputs = attach_prefix_cache(self.accelerator.unwrap_model(model), inputs)
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            slices = row_slices(inputs, self.max_batch_tokens)
+            # Without the batch's label count each slice's loss would be its own mean, and
+            # the slices' gradients would not add up to the batch's: run it whole.
+            if len(slices) == 1 or num_items_in_batch is None:
+                return super().training_step(model, inputs, num_items_in_batch)
+            loss = None
+            for i, part in enumerate(slices):
+                # Data-parallel ranks average gradients once, after the last slice.
+                last = i == len(slices) - 1
+                with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
+                    part_loss = super().training_step(model, part, num_items_in_batch)
+                loss = part_loss if loss is None else loss + part_loss
+            return loss
 
         def _get_train_sampler(self, train_dataset=None):
             if self.row_order is not None:
