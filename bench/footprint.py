@@ -10,6 +10,10 @@ reports), and wall time per step. `--plot` writes the timeline as a PNG, steps s
     python bench/footprint.py --data-dir ../shared/data/viggo \\
         --set training.max_steps=10 --set evaluation.max_samples=32 --plot docs/footprint.png
     python bench/footprint.py --config configs/smollm2_cpu_quality.yaml --data-dir ...
+    python bench/footprint.py --data-dir ... --grid training.learning_rate=1e-3,2e-3,3e-3
+
+`--grid` runs `run.py sweep` instead: one process for every variant, and the JSON's `runs`
+holds each variant's steps, so growth from one variant to the next shows.
 
 ZenML runs in a fresh store under a temporary ZENML_CONFIG_PATH (no cache hits, nothing
 written to yours) unless `--keep-store` is given, which uses the environment's.
@@ -92,6 +96,14 @@ def step_windows(run_name: str) -> list[dict[str, Any]]:
     return sorted(out, key=lambda s: s["start"])
 
 
+def store_runs() -> list[str]:
+    """Names of every pipeline run in the active ZenML store, oldest first."""
+    from zenml.client import Client
+
+    runs = Client().list_pipeline_runs(sort_by="asc:created", size=1000)
+    return [r.name for r in runs.items]
+
+
 def summarize(
     samples: list[tuple[float, float]], steps: list[dict[str, Any]], t0: float
 ) -> dict[str, Any]:
@@ -151,9 +163,16 @@ def main() -> int:
     p.add_argument("--plot", type=Path, metavar="PNG", help="write the memory timeline here")
     p.add_argument("--samples", type=Path, metavar="JSON", help="write every sample here")
     p.add_argument("--keep-store", action="store_true", help="use the environment's ZenML store")
+    p.add_argument(
+        "--grid", action="append", default=[], metavar="KEY=V1,V2",
+        help="run `run.py sweep` with this grid (repeatable): every variant in one process",
+    )  # fmt: skip
     args, extra = p.parse_known_args()
 
-    cmd = [sys.executable, str(ROOT / "run.py"), "--config", str(args.config)]
+    cmd = [sys.executable, str(ROOT / "run.py"), *(["sweep"] if args.grid else [])]
+    cmd += ["--config", str(args.config)]
+    for g in args.grid:
+        cmd += ["--grid", g]
     if args.data_dir:
         cmd += ["--data-dir", args.data_dir]
     for o in args.overrides:
@@ -177,8 +196,11 @@ def main() -> int:
         _, status, usage = os.wait4(child.pid, 0)
     code = os.waitstatus_to_exitcode(status)
     wall = time.time() - t0
-    names = [m.group(1) for line in lines if (m := re.match(r"run (\S+)", line.strip()))]
-    steps = step_windows(names[-1]) if names and code == 0 else []
+    found = [m.group(1) for line in lines if (m := re.match(r"run (\S+)", line.strip()))]
+    # A sweep prints no run names; the fresh store holds this command's runs and no others.
+    names = list(dict.fromkeys(found)) if args.keep_store else store_runs()
+    windows = {n: step_windows(n) for n in names} if code == 0 else {}
+    steps = [w for n in names for w in windows.get(n, [])]
     samples = sampler.samples
     result: dict[str, Any] = {
         "command": " ".join(cmd[1:]),
@@ -188,8 +210,10 @@ def main() -> int:
         # The kernel's high-water mark of run.py (what /usr/bin/time -v reports).
         "peak_rss_mb_kernel": round(usage.ru_maxrss / 1024, 1),
         "peak_rss_mb_sampled": round(max(mb for _, mb in samples), 1) if samples else None,
-        "steps": summarize(samples, steps, t0),
+        "steps": summarize(samples, windows[names[-1]], t0) if windows else {},
     }
+    if len(windows) > 1:
+        result["runs"] = {n: summarize(samples, w, t0) for n, w in windows.items()}
     if code != 0:
         # Still the timeline: a run killed for memory is what this tool is for.
         result["error"] = f"run.py exited with {code}" + (" (killed)" if code < 0 else "")
@@ -200,7 +224,8 @@ def main() -> int:
         )
     if args.plot and samples:
         peak = result["peak_rss_mb_kernel"]
-        title = f"{args.config.name} {' '.join(args.overrides)}: peak {peak:.0f} MiB"
+        what = " ".join([*(f"sweep {g}" for g in args.grid), *args.overrides])
+        title = f"{args.config.name} {what}: peak {peak:.0f} MiB"
         plot(samples, steps, t0, args.plot, title)
         result["plot"] = str(args.plot)
     print(json.dumps(result, indent=2))
