@@ -6,7 +6,8 @@ Draws greedy plus `--candidates` sampled outputs of every distinct input of a sp
 - greedy: the greedy output;
 - score, failing inputs: `rerank: {select: score}` (the default rule, `only_failing`);
 - score, all inputs: `rerank: {select: score, only_failing: false}`;
-- consensus: `rerank: {select: consensus}` (minimum Bayes risk by ROUGE-L).
+- consensus: `rerank: {select: consensus}` (minimum Bayes risk by ROUGE-L), and by sentence
+  BLEU or chrF (`consensus_metric: bleu | chrf`).
 
 Candidates beyond what a rule would draw are never shown to it except where the rule
 draws for every input; "score, failing inputs" sees all candidates of a failing input, the
@@ -49,6 +50,8 @@ def _rules(pool: CandidatePool) -> dict[str, str]:
         "score, failing inputs": greedy.text if greedy.errors == 0 else pool.choice("score").text,
         "score, all inputs": pool.choice("score").text,
         "consensus": pool.choice("consensus").text,
+        "consensus by bleu": pool.choice("consensus", "bleu").text,
+        "consensus by chrf": pool.choice("consensus", "chrf").text,
     }
 
 

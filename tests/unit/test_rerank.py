@@ -392,3 +392,57 @@ def test_on_a_model_drawing_beside_greedy_changes_no_output(tiny, select) -> Non
         ]
         texts[together] = out
     assert texts[True] == texts[False]
+
+
+@pytest.mark.parametrize("metric", ["rougeL", "bleu", "chrf"])
+def test_consensus_by_each_metric_is_the_minimum_bayes_risk_choice(metric: str) -> None:
+    """The chosen candidate has the highest summed agreement (hypothesis against each
+    candidate, by the metric itself, computed here with sacrebleu / rouge_score) among
+    those with the fewest errors."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    from utils.inference.rerank import CandidatePool
+    from utils.metrics.text_metrics import rouge_l
+
+    direct = {
+        "rougeL": rouge_l,
+        "bleu": lambda h, r: BLEU(effective_order=True).sentence_score(h, [r]).score,
+        "chrf": lambda h, r: CHRF().sentence_score(h, [r]).score,
+    }[metric]
+    texts = [
+        "Tetris is a 1986 puzzle game you can still play.",
+        "Tetris is a puzzle game from 1986.",
+        "Released in 1986, Tetris is a puzzle game.",
+        "Tetris, a puzzle game, came out in 1986.",
+        "Tetris is a puzzle game that came out in 1986.",
+    ]
+    pool = CandidatePool(texts[0], 0, -0.1)
+    for i, text in enumerate(texts[1:]):
+        pool.offer(text, 0, -0.5 - i)
+    pool.offer("Tetris is a 1990 puzzle game.", 1, 0.0)  # evidence, never the choice
+    everything = [c.text for c in pool.candidates]
+    best = max(texts, key=lambda t: sum(direct(t, o) for o in everything))
+    assert pool.choice("consensus", metric).text == best
+
+
+def test_consensus_metrics_disagree_somewhere_and_are_named() -> None:
+    """BLEU rewards shared 4-grams, ROUGE-L the longest common subsequence: on these
+    candidates they pick differently, so the switch changes something."""
+    from utils.inference.rerank import CandidatePool, describe
+
+    texts = [
+        "Tetris is a puzzle game released in 1986 on the Game Boy.",
+        "Tetris is a puzzle game released in 1986.",
+        "On the Game Boy, Tetris is a puzzle game released in 1986.",
+        "Tetris came out on the Game Boy in 1986 as a puzzle game.",
+        "The Game Boy puzzle game Tetris was released in 1986.",
+    ]
+    pool = CandidatePool(texts[0], 0, 0.0)
+    for text in texts[1:]:
+        pool.offer(text, 0, 0.0)
+    picks = {m: pool.choice("consensus", m).text for m in ("rougeL", "bleu", "chrf")}
+    assert len(set(picks.values())) > 1, picks
+    section = RerankSection(select="consensus", consensus_metric="bleu")
+    assert describe(section).endswith("consensus by bleu")
+    with pytest.raises(ValueError, match="consensus_metric"):
+        RerankSection(select="consensus", consensus_metric="meteor")

@@ -152,6 +152,8 @@ MEANINGS: dict[str, str] = {
     "evaluation.rerank.top_p": "nucleus sampling mass",
     "evaluation.rerank.select": "among the fewest-error candidates: score (highest mean "
     "log-probability) or consensus (most agreement with the others)",
+    "evaluation.rerank.consensus_metric": "the agreement consensus sums: rougeL, bleu "
+    "(sentence BLEU) or chrf against each other candidate",
     "evaluation.rerank.only_failing": "candidates only for failing inputs; null = true for "
     "score, false for consensus",
     "evaluation.rerank.apply_to": "finetuned (the base model stays greedy) or both",

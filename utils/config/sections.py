@@ -131,6 +131,9 @@ class RerankSection(Section):
     # say on average, which is what a held-out reference rewards). Consensus needs
     # candidates of every input, so it costs `candidates` draws per input.
     select: Literal["score", "consensus"] = "score"
+    # The agreement `consensus` sums: ROUGE-L F (symmetric), sentence BLEU or chrF of the
+    # candidate against each other candidate (expected utility under the model's samples).
+    consensus_metric: Literal["rougeL", "bleu", "chrf"] = "rougeL"
     # false = candidates for every input (a greedy output with no error can still lose);
     # true = only for inputs whose greedy output fails the check. Unset: true for `score`,
     # false for `consensus`.

@@ -31,7 +31,7 @@ from utils.core.errors import UserError
 from utils.core.names import ENGINE
 from utils.core.tasks import TaskName
 from utils.inference.engine import Engine, Generations, Sampling, Watch
-from utils.metrics.text_metrics import rouge_l
+from utils.metrics.text_metrics import AGREEMENT
 from utils.viggo import parse_mr, slot_errors, try_parse_mr
 
 logger = logging.getLogger(__name__)
@@ -78,15 +78,16 @@ class CandidatePool:
         self.candidates.append(_Candidate(text, errors, score))
         self.errors = min(self.errors, errors)
 
-    def choice(self, select: str) -> _Candidate:
+    def choice(self, select: str, metric: str = "rougeL") -> _Candidate:
         fewest = [c for c in self.candidates if c.errors == self.errors]
         if select == "score" or len(fewest) == 1:
             return max(fewest, key=lambda c: c.score)
         # Minimum Bayes risk: every candidate (errors or not) is evidence of what the model
-        # would say; duplicates count as the support they are. ROUGE-L F is symmetric.
+        # would say; duplicates count as the support they are.
+        agree = AGREEMENT[metric]
         texts = [c.text for c in self.candidates]
         agreement = {
-            text: sum(rouge_l(text, other) for other in texts)
+            text: sum(agree(text, other) for other in texts)
             for text in dict.fromkeys(c.text for c in fewest)
         }
         return max(fewest, key=lambda c: (agreement[c.text], c.score))
@@ -106,6 +107,8 @@ def describe(rerank: RerankSection | None) -> str:
         return "greedy"
     which = "failing inputs" if rerank.only_failing else "all inputs"
     how = "" if rerank.select == "score" else f", {rerank.select}"
+    if rerank.select == "consensus" and rerank.consensus_metric != "rougeL":
+        how += f" by {rerank.consensus_metric}"
     return f"rerank:{rerank.method} up to {rerank.candidates}, {which}{how}"
 
 
@@ -310,7 +313,7 @@ def generate_reranked(
             *args, task, rerank, beams, batch_size, max_new_tokens, desc, grammars
         )
         new_tokens += tokens
-    chosen = {p: best[p].choice(rerank.select) for p in unique}
+    chosen = {p: best[p].choice(rerank.select, rerank.consensus_metric) for p in unique}
     rerank_seconds = time.perf_counter() - start - greedy_seconds
     changed = sum(chosen[p].text != by_prompt[p][1] for p in unique)
     stats = {

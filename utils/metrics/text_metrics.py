@@ -59,6 +59,34 @@ def rouge_l(a: str, b: str) -> float:
     return _rouge_l_scorer().score(a, b)["rougeL"].fmeasure
 
 
+@lru_cache(maxsize=1)
+def _sentence_bleu() -> BLEU:
+    # Effective order: a short sentence without a matching 4-gram still scores above 0.
+    return BLEU(effective_order=True)
+
+
+def sentence_bleu(hypothesis: str, reference: str) -> float:
+    """sacrebleu's sentence BLEU of `hypothesis` against one reference, in [0, 1]."""
+    return min(1.0, _sentence_bleu().sentence_score(hypothesis, [reference]).score / 100.0)
+
+
+@lru_cache(maxsize=1)
+def _chrf() -> Any:
+    from sacrebleu.metrics import CHRF
+
+    return CHRF()
+
+
+def sentence_chrf(hypothesis: str, reference: str) -> float:
+    """sacrebleu's chrF of `hypothesis` against one reference, in [0, 1]."""
+    return _chrf().sentence_score(hypothesis, [reference]).score / 100.0
+
+
+# How much one output agrees with another (hypothesis, reference): the utilities of
+# minimum-Bayes-risk selection (`evaluation.rerank.consensus_metric`).
+AGREEMENT = {"rougeL": rouge_l, "bleu": sentence_bleu, "chrf": sentence_chrf}
+
+
 def _split_sentences(text: str) -> str:
     return "\n".join(_SENTENCE_END.split(text.strip()))
 
