@@ -225,7 +225,7 @@ def main() -> int:
     if args.plot and samples:
         peak = result["peak_rss_mb_kernel"]
         what = " ".join([*(f"sweep {g}" for g in args.grid), *args.overrides])
-        title = f"{args.config.name} {what}: peak {peak:.0f} MiB"
+        title = f"{args.config.name}{f' {what}' if what else ''}: peak {peak:.0f} MiB"
         plot(samples, steps, t0, args.plot, title)
         result["plot"] = str(args.plot)
     print(json.dumps(result, indent=2))
