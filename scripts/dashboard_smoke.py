@@ -178,6 +178,18 @@ def render(url: str, screenshot: Path, chromium: str, wait_s: float = 90) -> str
         driver.quit()
 
 
+def zenml_cli() -> str:
+    """The `zenml` script of this interpreter's environment: CI calls `.venv/bin/python`
+    without putting `.venv/bin` on PATH, and another `zenml` there may be another install."""
+    beside = Path(sys.executable).parent / "zenml"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("zenml")
+    if found is None:
+        raise SmokeError(f"no zenml script beside {sys.executable} or on PATH")
+    return found
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data-dir", type=Path, default=ROOT / "data" / "viggo")
@@ -197,7 +209,7 @@ def main() -> int:
     pid = None
     try:
         subprocess.run(
-            ["zenml", "login", "--local", "--port", str(port)],
+            [zenml_cli(), "login", "--local", "--port", str(port)],
             env=env,
             cwd=work,
             capture_output=True,
