@@ -13,7 +13,7 @@ from typing import Any
 
 from nltk.stem import porter
 from rouge_score import rouge_scorer, tokenize, tokenizers
-from sacrebleu.metrics import BLEU
+from sacrebleu.metrics import BLEU, CHRF
 
 from utils.core.tasks import ROUGE
 
@@ -71,9 +71,7 @@ def sentence_bleu(hypothesis: str, reference: str) -> float:
 
 
 @lru_cache(maxsize=1)
-def _chrf() -> Any:
-    from sacrebleu.metrics import CHRF
-
+def _chrf() -> CHRF:
     return CHRF()
 
 
