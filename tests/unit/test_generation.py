@@ -160,6 +160,31 @@ def test_growing_cache_layer_matches_concatenation() -> None:
     assert torch.equal(values, -keys)
 
 
+def test_growing_cache_compact_moves_only_the_rows_it_is_told() -> None:
+    """Dropping finished rows moves the last running rows into their slots: the kept rows'
+    K/V must equal an index select in the new order, before and after further updates."""
+    import torch
+
+    from utils.inference.growing_cache import growing_layer_class
+
+    layer = growing_layer_class()()
+    layer.SPARE = 2
+    k = torch.randn(5, 2, 4, 3)
+    layer.update(k, -k)
+    buffer = layer._k
+    # Slots 1 and 3 finished: slot 4 moves into 1, slot 3 is past the kept rows.
+    layer.compact([(4, 1)], rows=3, first_col=1)
+    expected = k[torch.tensor([0, 4, 2]), :, 1:]
+    assert torch.equal(layer.keys, expected) and torch.equal(layer.values, -expected)
+    assert layer._k.untyped_storage().data_ptr() == buffer.untyped_storage().data_ptr()
+    assert layer.get_seq_length() == 3
+    for _ in range(3):  # through a growth of the buffer
+        new = torch.randn(3, 2, 1, 3)
+        keys, values = layer.update(new, -new)
+        expected = torch.cat([expected, new], dim=-2)
+        assert torch.equal(keys, expected) and torch.equal(values, -expected)
+
+
 def test_growing_cache_spare_room_stops_at_max_columns() -> None:
     import torch
 

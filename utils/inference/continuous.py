@@ -65,15 +65,30 @@ class _Batch:
         self.rows = self.rows + rows
         self.next_token = torch.cat([self.next_token, first])
 
-    def keep(self, keep: torch.Tensor) -> None:
-        """Drop finished rows, then the columns no remaining row attends to."""
+    def drop(self, finished: list[int]) -> None:
+        """Drop the rows in slots `finished`, then the columns no remaining row attends to.
+
+        The last running rows move into the freed slots, so the cache copies only the rows
+        that move: copying every kept row (an index select) cost a whole cache copy each
+        time a row finished, ~9% of a float32 evaluation. Rows are independent, so their
+        order in the batch does not change their outputs.
+        """
+        gone = set(finished)
+        rows = len(self.rows) - len(gone)
+        holes = [slot for slot in sorted(gone) if slot < rows]
+        movers = [slot for slot in range(rows, len(self.rows)) if slot not in gone]
+        moves = list(zip(movers, holes, strict=True))
+        order = list(range(rows))
+        for source, target in moves:
+            order[target] = source
+        keep = torch.tensor(order, dtype=torch.long, device=self.next_token.device)
         mask = self.mask[keep]
         used = mask.any(dim=0).nonzero()
         first_col = int(used[0]) if len(used) else mask.shape[1]
         self.mask = mask[:, first_col:]
         for layer in self.cache.layers:
-            layer.select(keep, first_col)
-        self.rows = [self.rows[i] for i in keep.tolist()]
+            layer.compact(moves, rows, first_col)
+        self.rows = [self.rows[i] for i in order]
         self.next_token = self.next_token[keep]
 
 
@@ -329,5 +344,5 @@ def decode_continuous(
                             bar.update(1)
                 for slot in finished.nonzero().flatten().tolist():
                     pick.forget(batch.rows[slot])
-                batch.keep((~finished).nonzero().flatten())
+                batch.drop(finished.nonzero().flatten().tolist())
         return Decoded(out_tokens, logprobs if scores else None)

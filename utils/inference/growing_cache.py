@@ -96,6 +96,18 @@ def growing_layer_class() -> type:
                 v[..., :live, :] = self.values
             self._k, self._v, self._start, self._end = k, v, 0, live
 
+        def compact(self, moves: list[tuple[int, int]], rows: int, first_col: int) -> None:
+            """Keep the first `rows` rows after copying each (source, target) row of `moves`,
+            and the columns from `first_col` on: no copy of the rows that stay where they
+            are, nor of the columns (the buffer keeps them until its next growth)."""
+            if moves:
+                src = torch.tensor([s for s, _ in moves], device=self._k.device)
+                dst = torch.tensor([d for _, d in moves], device=self._k.device)
+                self._k[dst] = self._k[src]
+                self._v[dst] = self._v[src]
+            self._k, self._v = self._k[:rows], self._v[:rows]
+            self._start += first_col
+
         def select(self, rows: torch.Tensor, first_col: int) -> None:
             """Keep only `rows`, and only the columns from `first_col` on."""
             # The copy leaves out the dropped leading columns: kept, they would stay in the
