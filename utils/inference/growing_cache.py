@@ -34,8 +34,9 @@ def growing_layer_class() -> type:
 
         `DynamicLayer` concatenates the whole cache with each new token, copying all of it
         every decode step (~10% of a CPU decode step at batch 64). Here a step writes one
-        column in place; the buffers grow by `SPARE` columns when full, and dropping rows or
-        leading columns (`select`) copies once and keeps the spare room. Inference only:
+        column in place; the buffers grow by `SPARE` columns when full; dropping finished
+        rows (`compact`) copies only the rows that move into their slots, and `select`
+        (any rows, repeated ones too) copies once and keeps the spare room. Inference only:
         in-place writes into tensors autograd saved would break backpropagation.
 
         Spare room never reaches past `max_columns` (when set: the longest prompt +
@@ -100,13 +101,14 @@ def growing_layer_class() -> type:
             """Keep the first `rows` rows after copying each (source, target) row of `moves`,
             and the columns from `first_col` on: no copy of the rows that stay where they
             are, nor of the columns (the buffer keeps them until its next growth)."""
+            start = self._start + first_col
             if moves:
                 src = torch.tensor([s for s, _ in moves], device=self._k.device)
                 dst = torch.tensor([d for _, d in moves], device=self._k.device)
-                self._k[dst] = self._k[src]
-                self._v[dst] = self._v[src]
-            self._k, self._v = self._k[:rows], self._v[:rows]
-            self._start += first_col
+                # Only the columns still in use: the spare room holds nothing yet.
+                self._k[dst, :, start : self._end] = self._k[src, :, start : self._end]
+                self._v[dst, :, start : self._end] = self._v[src, :, start : self._end]
+            self._k, self._v, self._start = self._k[:rows], self._v[:rows], start
 
         def select(self, rows: torch.Tensor, first_col: int) -> None:
             """Keep only `rows`, and only the columns from `first_col` on."""
