@@ -195,11 +195,12 @@ def test_growing_cache_spare_room_stops_at_max_columns() -> None:
     k = torch.randn(2, 1, 4, 3)
     layer.update(k, -k)
     assert layer._k.shape[-2] == 6  # 4 + SPARE capped at 6
-    for _ in range(3):  # past the cap: still correct, just no spare room
+    for _ in range(3):  # past the cap (a speculative step's masked columns): still correct
         k = torch.randn(2, 1, 1, 3)
         keys, _ = layer.update(k, -k)
         assert torch.equal(keys[..., -1:, :], k)
-    assert layer.get_seq_length() == 7 and layer._k.shape[-2] == 7
+    # ... and the buffer grew once, with spare room, not by one column per step.
+    assert layer.get_seq_length() == 7 and layer._k.shape[-2] == 7 + layer.SPARE
 
 
 def test_continuous_engine_matches_generate_with_eager_attention(tiny_model_dir: Path) -> None:

@@ -143,6 +143,9 @@ MEANINGS: dict[str, str] = {
     "evaluation.stop_at_newline": "stop each answer at its first line break",
     "evaluation.one_row_kernel": "native = one-row decode steps (serving one request) on "
     "PyTorch's own CPU matmul, ~1.7x faster per token than oneDNN's but not bit-identical",
+    "evaluation.draft_tokens": "tokens each row guesses per decode step when few rows decode "
+    "(served requests): n-grams of its prompt and of earlier outputs, kept only where the "
+    "model picks them itself, so the same outputs in fewer steps; 0 = off; continuous engine",
     "evaluation.rerank": "slot-aware decoding: extra candidates for outputs that fail the "
     "task's check, fewest errors wins; null = greedy only",
     "evaluation.rerank.method": "sample (drawn in the continuous engine) or beam (transformers' "

@@ -179,6 +179,10 @@ class EvaluationSection(Section):
     # slow at that shape on a CPU (1.7x per token on Zen 4); opt-in because about 1 logit in
     # 10,000 differs by one bf16 step from the default's (utils/inference/one_row.py).
     one_row_kernel: Literal["onednn", "native"] = "onednn"
+    # Decode steps of few rows (a served request) feed up to this many guessed tokens per row
+    # and keep those the model picks itself: the same outputs in fewer steps (~1.8 tokens per
+    # step on ViGGO; utils/inference/speculative.py). 0 = one token per step.
+    draft_tokens: int = Field(4, ge=0, le=15)
     # null = greedy decoding only.
     rerank: RerankSection | None = None
     # Grammar-constrained decoding (utils/config/constrain_section.py): null = off.

@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from utils.inference.draft_index import DraftIndex
 from utils.inference.engine import Sampling
 from utils.inference.grouped_attention import grouped_attention
 from utils.inference.growing_cache import growing_cache
 from utils.inference.memory_budget import UNBOUNDED_MEMO_BYTES
 from utils.inference.one_row import one_row_kernel
 from utils.inference.prefix_memo import PrefixMemo
+from utils.inference.speculative import guess_length, verify_step
 from utils.inference.token_batches import Decoded, left_padded
 from utils.inference.token_picker import TokenPicker
 from utils.modeling.kv_cache import cache_tensors, common_prefix, prefix_kv
@@ -90,6 +92,24 @@ class _Batch:
             layer.compact(moves, rows, first_col)
         self.rows = [self.rows[i] for i in order]
         self.next_token = self.next_token[keep]
+
+
+def _plain_step(
+    model: Any, batch: _Batch, pick: TokenPicker, kernel: str
+) -> tuple[list[list[int]], list[float]]:
+    """One decode step of every row: its next token and that token's log-probability."""
+    batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch), 1))], dim=1)
+    with one_row_kernel(kernel, len(batch)):
+        logits = model(
+            input_ids=batch.next_token[:, None],
+            attention_mask=batch.mask,
+            position_ids=(batch.mask.sum(-1, keepdim=True) - 1),
+            cache=batch.cache,
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits
+    batch.next_token, chosen = pick(logits[:, -1], batch.rows)
+    return [[t] for t in batch.next_token.tolist()], chosen.tolist()
 
 
 class _Prefill:
@@ -262,6 +282,8 @@ def decode_continuous(
     memo_bytes: int = UNBOUNDED_MEMO_BYTES,
     prefix_memo: PrefixMemo | None = None,
     grammars: RowGrammars | None = None,
+    drafts: DraftIndex | None = None,
+    max_guess: int = 0,
 ) -> Decoded:
     """Decode every encoded prompt; `watch` (optional) orders the waiting prompts, sees each
     finished row and may drop rows that are no longer needed, waiting or running (they come
@@ -270,11 +292,17 @@ def decode_continuous(
     (`utils.inference.one_row`); `memo_bytes`: the most the prefill memo of repeated prompts
     keeps (`utils.inference.memory_budget`); `prefix_memo`: the shared prompt prefix's K/V
     kept between decodes (`utils.inference.prefix_memo`); `grammars`: what each encoded
-    prompt's tokens must follow (`utils.inference.grammar_mask`)."""
+    prompt's tokens must follow (`utils.inference.grammar_mask`); `drafts`, `max_guess`:
+    steps of few rows guess up to `max_guess` tokens per row from `drafts` and keep those
+    the model picks itself (`utils.inference.speculative`; not with `grammars`), and the
+    finished outputs teach `drafts`."""
     with grouped_attention(model):
         device = next(model.parameters()).device
         stop_ids = torch.tensor(stops, device=device)
         pick = TokenPicker(sampling, seeds, scores, grammars)
+        # A grammar's state follows each picked token: guessed tokens would need it ahead.
+        guess = drafts.guess if drafts is not None and max_guess and grammars is None else None
+        stopping = set(stops)
         # Repeated prompts are sampled candidates, drawn in waves: later waves reuse the first
         # prefill. Greedy decodes get distinct prompts and keep the plain path.
         repeats = len(set(map(tuple, encoded))) < len(encoded)
@@ -306,26 +334,27 @@ def decode_continuous(
                 first, chosen = pick(logits, rows)
                 fresh = range(len(batch), len(batch) + len(rows))
                 batch.add(cache, mask, rows, first)
+                new = [[t] for t in first.tolist()]
+                new_scores = chosen.tolist()
             else:
                 fresh = range(len(batch))
-                batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch), 1))], dim=1)
-                with one_row_kernel(kernel, len(batch)):
-                    logits = model(
-                        input_ids=batch.next_token[:, None],
-                        attention_mask=batch.mask,
-                        position_ids=(batch.mask.sum(-1, keepdim=True) - 1),
-                        cache=batch.cache,
-                        use_cache=True,
-                        logits_to_keep=1,
-                    ).logits
-                batch.next_token, chosen = pick(logits[:, -1], batch.rows)
+                room = [max_new_tokens - len(out_tokens[row]) for row in batch.rows]
+                k = guess_length(len(batch), max_guess) if guess is not None else 0
+                guesses = [
+                    guess(encoded[row] + out_tokens[row], min(k, n - 1))
+                    for row, n in zip(batch.rows, room, strict=True)
+                ] if k else []  # fmt: skip
+                if any(guesses):
+                    new, new_scores = verify_step(
+                        model, batch, guesses, pick, stopping, room, kernel
+                    )
+                else:
+                    new, new_scores = _plain_step(model, batch, pick, kernel)
             # `next_token` holds each row's newest output token, not yet fed to the model; after
             # a refill only the new rows have one.
-            tokens = batch.next_token.tolist()
-            token_scores = chosen.tolist()
             for n, slot in enumerate(fresh):
-                out_tokens[batch.rows[slot]].append(tokens[slot])
-                logprobs[batch.rows[slot]] += token_scores[n]
+                out_tokens[batch.rows[slot]] += new[n]
+                logprobs[batch.rows[slot]] += new_scores[n]
             full = [len(out_tokens[row]) >= max_new_tokens for row in batch.rows]
             finished = torch.isin(batch.next_token, stop_ids) | torch.tensor(full, device=device)
             if finished.any():
@@ -344,5 +373,7 @@ def decode_continuous(
                             bar.update(1)
                 for slot in finished.nonzero().flatten().tolist():
                     pick.forget(batch.rows[slot])
+                    if guess is not None:
+                        drafts.learn(out_tokens[batch.rows[slot]])
                 batch.drop(finished.nonzero().flatten().tolist())
         return Decoded(out_tokens, logprobs if scores else None)

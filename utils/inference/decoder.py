@@ -37,7 +37,7 @@ def load_engine(
     install_skinny_matmul(model)
     return TransformersEngine(
         model, tokenizer, evaluation.engine, evaluation.stop_at_newline,
-        evaluation.one_row_kernel, evaluation.memory_budget_mb,
+        evaluation.one_row_kernel, evaluation.memory_budget_mb, evaluation.draft_tokens,
     )  # fmt: skip
 
 

@@ -40,8 +40,9 @@ def growing_layer_class() -> type:
         in-place writes into tensors autograd saved would break backpropagation.
 
         Spare room never reaches past `max_columns` (when set: the longest prompt +
-        max_new_tokens), which no row can outgrow: at 128 rows of SmolLM2-135M in float32
-        the 64 spare columns alone are ~370 MB.
+        max_new_tokens, what a plain decode's rows can need): at 128 rows of SmolLM2-135M
+        in float32 the 64 spare columns alone are ~370 MB. Speculative steps of few rows
+        (`utils.inference.speculative`) may need more: columns a row masked out.
         """
 
         SPARE = 64
@@ -88,8 +89,10 @@ def growing_layer_class() -> type:
         def _grow(self, key_states: torch.Tensor, value_states: torch.Tensor, new: int) -> None:
             live = self._end - self._start
             columns = live + new + self.SPARE
-            if self.max_columns is not None:
-                columns = max(live + new, min(columns, self.max_columns))
+            if self.max_columns is not None and live + new <= self.max_columns:
+                # Past the cap (columns of rejected guesses a row masks out: `speculative`)
+                # the buffer keeps growing by SPARE, not by one step's columns at a time.
+                columns = min(columns, self.max_columns)
             shape = (*key_states.shape[:-2], columns, key_states.shape[-1])
             k, v = key_states.new_empty(shape), value_states.new_empty(shape)
             if live:
@@ -109,6 +112,10 @@ def growing_layer_class() -> type:
                 self._k[dst, :, start : self._end] = self._k[src, :, start : self._end]
                 self._v[dst, :, start : self._end] = self._v[src, :, start : self._end]
             self._k, self._v, self._start = self._k[:rows], self._v[:rows], start
+
+        def trim(self, columns: int) -> None:
+            """Forget the newest `columns` columns (fed tokens no row kept)."""
+            self._end -= columns
 
         def select(self, rows: torch.Tensor, first_col: int) -> None:
             """Keep only `rows`, and only the columns from `first_col` on."""

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from utils.data.prompts import encode_prompt
 from utils.inference.continuous import TokenWatch, decode_continuous
+from utils.inference.draft_index import DraftIndex
 from utils.inference.engine import (
     Engine,
     Generations,
@@ -76,6 +77,7 @@ class TransformersEngine(Engine):
         stop_at_newline: bool = True,
         one_row_kernel: str = "onednn",
         memory_budget_mb: float | None = None,
+        draft_tokens: int = 0,
     ) -> None:
         if engine not in TRANSFORMERS_ENGINES:
             valid = ", ".join(TRANSFORMERS_ENGINES)
@@ -91,6 +93,10 @@ class TransformersEngine(Engine):
         # The prompts' shared prefix (chat template, system prompt) from one decode to the
         # next: a service decodes request after request.
         self._prefix_memo = PrefixMemo()
+        # Guessed tokens of few-row steps (`utils.inference.speculative`), learnt from every
+        # decode of this engine: a service's later requests are guessed from earlier answers.
+        self.draft_tokens = draft_tokens
+        self._drafts = DraftIndex()
         self._last_plan = ""
 
     @property
@@ -156,6 +162,7 @@ class TransformersEngine(Engine):
             extra["kernel"] = self.one_row_kernel
             extra["memo_bytes"] = plan.memo_bytes
             extra["prefix_memo"] = self._prefix_memo
+            extra["drafts"], extra["max_guess"] = self._drafts, self.draft_tokens
         if grammars is not None:
             extra["grammars"] = self.row_grammars([grammars.get(p) for p in unique])
         with tqdm(total=len(unique), desc=desc, unit="rows") as bar:
