@@ -227,6 +227,35 @@ def test_a_dead_decoding_thread_fails_waiting_and_new_requests() -> None:
         batcher.submit(["c"])
 
 
+def test_setup_runs_on_the_decoding_thread_before_any_batch() -> None:
+    """The model is loaded on the thread that decodes with it (one OpenMP team)."""
+    threads: dict[str, int] = {}
+
+    def setup() -> None:
+        threads["setup"] = threading.get_ident()
+
+    def decode(inputs: list[str]) -> list[str]:
+        threads["decode"] = threading.get_ident()
+        return [i.upper() for i in inputs]
+
+    batcher = Batcher(decode, max_inputs=4, setup=setup)
+    batcher.ready(10)
+    assert batcher(["a"], timeout=10) == ["A"]
+    assert threads["setup"] == threads["decode"] != threading.get_ident()
+
+
+def test_a_failing_setup_is_raised_and_nothing_is_served() -> None:
+    def setup() -> None:
+        raise OSError("no adapter")
+
+    batcher = Batcher(lambda inputs: inputs, max_inputs=4, setup=setup)
+    with pytest.raises(OSError, match="no adapter"):
+        batcher.ready(10)
+    batcher._thread.join(10)
+    with pytest.raises(DecoderDead, match="no adapter"):
+        batcher.submit(["a"])
+
+
 def test_slot_error_report_names_the_slots() -> None:
     from utils.viggo import slot_errors
 

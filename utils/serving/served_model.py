@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from utils.core.tasks import TaskName
@@ -23,20 +24,25 @@ class ServedModel:
 
     def __init__(
         self,
-        generator: AdapterGenerator,
+        load: Callable[[], AdapterGenerator],
         description: str,
         max_batch_inputs: int,
         batch_window_ms: int = 0,
         max_queued_inputs: int | None = None,
         name: str = "",
     ) -> None:
-        self.generator = generator
-        self.task = generator.cfg.dataset.task
+        """`load` builds the generator on the decoding thread (see `Batcher`: the model is
+        loaded and decoded on one thread); its errors are raised here."""
+        loaded: list[AdapterGenerator] = []
+        self.batcher = Batcher(
+            lambda inputs: loaded[0].generate(inputs), max_batch_inputs,
+            batch_window_ms / 1000, max_queued_inputs, setup=lambda: loaded.append(load()),
+        )  # fmt: skip
+        self.batcher.ready()
+        self.generator = loaded[0]
+        self.task = self.generator.cfg.dataset.task
         self.description = description
         self.name = name or description
-        self.batcher = Batcher(
-            generator.generate, max_batch_inputs, batch_window_ms / 1000, max_queued_inputs
-        )
         # Outputs the fast path already answered, for the run that records them: outputs
         # depend on the input only, so the recorded step reuses them instead of decoding.
         self._answered: dict[tuple[str, ...], list[str]] = {}
@@ -114,20 +120,25 @@ def load_served_model(model: str, version: str, serving: dict[str, Any]) -> Serv
     )
 
     limits = ServingSection.model_validate(serving)
-    threads = set_torch_threads(limits.torch_threads)
     list_packages_once()
     mv = find_version(model, version)
-    start = time.perf_counter()
-    with extracted_adapter(mv) as adapter:  # loaded into memory, the copy can go
-        generator = AdapterGenerator.load(
-            version_config(mv), adapter, evaluated_max_new_tokens(mv), limits.rerank
-        )
     description = f"{model} version {mv.name}"
-    logger.info(
-        "loaded %s in %.1f s (%d torch threads)", description, time.perf_counter() - start, threads
-    )
+
+    def load() -> AdapterGenerator:
+        start = time.perf_counter()
+        threads = set_torch_threads(limits.torch_threads)
+        with extracted_adapter(mv) as adapter:  # loaded into memory, the copy can go
+            generator = AdapterGenerator.load(
+                version_config(mv), adapter, evaluated_max_new_tokens(mv), limits.rerank
+            )
+        logger.info(
+            "loaded %s in %.1f s (%d torch threads, on the decoding thread)",
+            description, time.perf_counter() - start, threads,
+        )  # fmt: skip
+        return generator
+
     return ServedModel(
-        generator,
+        load,
         description,
         limits.max_batch_inputs,
         limits.batch_window_ms,
