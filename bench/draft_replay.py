@@ -5,6 +5,7 @@ its prompt and the outputs before it, as a service sees its requests one by one.
 
     python bench/draft_replay.py --predictions preds.jsonl --adapter DIR
     python bench/draft_replay.py --predictions preds.jsonl --guess 1 2 4 8
+    python bench/draft_replay.py --predictions preds.jsonl --prompt-only
 
 A step keeps the guessed tokens up to the first one the output does not have, plus the
 model's own next token: exactly what `utils.inference.speculative.verify_step` keeps when
@@ -48,6 +49,7 @@ def main() -> None:
     add_model_source_args(p)
     p.add_argument("--predictions", type=Path, required=True, help="input/prediction JSON lines")
     p.add_argument("--guess", type=int, nargs="+", default=[4], help="tokens guessed per step")
+    p.add_argument("--prompt-only", action="store_true", help="guess from each row's own context")
     args = p.parse_args()
     cfg = load_config(args.config)
     tok = load_tokenizer(str(args.adapter or resolve_model_path(cfg.model.base_model_id)))
@@ -56,7 +58,7 @@ def main() -> None:
     pairs = [
         (
             encode_prompt(tok, build_prompt(tok, text, system, cfg.dataset.enable_thinking)),
-            tok.encode(prediction, add_special_tokens=False) + [tok.eos_token_id],
+            [*tok.encode(prediction, add_special_tokens=False), tok.eos_token_id],
         )
         for text, prediction in rows.items()
     ]
@@ -65,13 +67,15 @@ def main() -> None:
         for prompt, output in pairs:
             total_steps += steps(prompt, output, drafts, k)
             tokens += len(output) - 1
-            drafts.learn(output)
+            if not args.prompt_only:
+                drafts.learn(output)
         print(
             json.dumps(
                 {
                     "predictions": str(args.predictions),
                     "outputs": len(pairs),
                     "guess": k,
+                    "from": "own context" if args.prompt_only else "own context, earlier outputs",
                     "tokens_after_the_first": tokens,
                     "decode_steps": total_steps,
                     "tokens_per_step": round(tokens / max(total_steps, 1), 2),

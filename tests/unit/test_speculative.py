@@ -106,9 +106,9 @@ def test_rows_stop_at_max_new_tokens_and_at_stops(tiny) -> None:
 
 def test_guess_length_shrinks_with_the_batch() -> None:
     assert speculative.guess_length(1, 4) == 4
-    assert speculative.guess_length(4, 4) == 3
-    assert speculative.guess_length(8, 4) == 1
-    assert speculative.guess_length(16, 4) == 0
+    assert speculative.guess_length(2, 4) == 3
+    assert speculative.guess_length(4, 4) == 1
+    assert speculative.guess_length(8, 4) == 0
     assert speculative.guess_length(1, 0) == 0
 
 

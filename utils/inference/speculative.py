@@ -2,10 +2,9 @@
 draft_index`) are fed with its newest token in one forward pass and kept while the model
 picks them itself.
 
-Why: with few rows a decode step streams every weight for a handful of products (on a
-2-core Zen 3 in float32 the linear layers cost about the same for 1 to 4 rows, and twice
-that for 16: `bench/results/engine_speed.md`), so checking 4 guesses costs about one step
-and each accepted guess saves one.
+Why: with few rows a decode step streams every weight for a handful of products, so
+checking 4 guesses of one row costs about one step (on a 2-core Zen 3 in float32, 58 ms
+against 50 ms) and each accepted guess saves one.
 
 The outputs are the plain decode's: position j's token is picked from the logits after the
 row's accepted tokens exactly as a plain step would pick it (the same argmax; a sampled row
@@ -23,10 +22,11 @@ import torch
 from utils.inference.one_row import one_row_kernel
 from utils.inference.token_picker import TokenPicker
 
-# Rows (batch rows x fed tokens) a speculative step may feed the model: beyond that a step
-# costs clearly more than a plain one (measured on a CPU: 16 rows ~1.8x one row's linear
-# layers), so larger batches decode plainly.
-MAX_VERIFY_ROWS = 16
+# Rows (batch rows x fed tokens) a speculative step may feed the model. On a 2-core Zen 3 in
+# float32, one row's forward pass took 50 ms for 1 token, 58 ms for 5, 77 ms for 7 and 96 ms
+# for 2 rows x 5; 8 rows x 1 took 78 ms, x 2 95 ms: past ~8 rows a guessed token costs about
+# what it saves (`bench/results/engine_speed.md`), so larger batches decode plainly.
+MAX_VERIFY_ROWS = 8
 
 
 def guess_length(rows: int, max_guess: int) -> int:
