@@ -237,3 +237,27 @@ def test_newline_tokens_are_found_once_per_tokenizer(
     first = generate(model, tok, prompts, 2, 3, stop_at_newline=True).texts
     assert generate(model, tok, prompts, 2, 3, stop_at_newline=True).texts == first
     assert len(decodes) == 1
+
+
+def test_refills_of_many_rows_return_the_free_heap(tiny, monkeypatch) -> None:
+    """After the prefill of a large refill the heap's free pages go back to the system;
+    small refills (served requests) skip it, and outputs are the same either way."""
+    from utils.inference import continuous
+
+    model, tok = tiny
+    encoded = [tok(build_prompt(tok, i, "SYS"))["input_ids"] for i in INPUTS[:4]]
+    calls: list[int] = []
+    monkeypatch.setattr(continuous, "return_free_heap", lambda: calls.append(1) or True)
+    monkeypatch.setattr(continuous, "TRIM_AFTER_ROWS", 3)
+
+    class _Bar:
+        def update(self, n: int) -> None:
+            pass
+
+    args = (model, encoded)
+    rest = (6, [tok.eos_token_id], tok.pad_token_id, _Bar())
+    wide = continuous.decode_continuous(*args, 4, *rest)
+    assert calls == [1]  # one refill of 4 rows
+    narrow = continuous.decode_continuous(*args, 2, *rest)
+    assert calls == [1]  # refills of 2 rows: none
+    assert wide.tokens == narrow.tokens

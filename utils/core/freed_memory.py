@@ -34,6 +34,12 @@ def release_freed_memory() -> bool:
     """Collect garbage (reference cycles), then return the allocator's free pages to the
     system; True when the allocator could be asked (glibc)."""
     gc.collect()
+    return return_free_heap()
+
+
+def return_free_heap() -> bool:
+    """Return the allocator's free pages to the system, without a garbage collection (for
+    loops whose buffers are freed by reference counting); True when it could be asked."""
     trim = _malloc_trim()
     if trim is None:
         return False

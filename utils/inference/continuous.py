@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from utils.core.freed_memory import return_free_heap
 from utils.inference.draft_index import DraftIndex
 from utils.inference.engine import Sampling
 from utils.inference.grouped_attention import grouped_attention
@@ -22,6 +23,14 @@ from utils.modeling.kv_cache import cache_tensors, common_prefix, prefix_kv
 
 if TYPE_CHECKING:
     from utils.inference.grammar_mask import RowGrammars
+
+
+# A refill of at least this many rows hands the heap's free pages back to the system after
+# its prefill. A large prefill frees hundreds of MB of activations that glibc keeps on its heap
+# and later allocations do not always reuse: the base model's full-split evaluation peaked at
+# 2.72-2.91 GB without and 2.58-2.63 GB with it, in the same time (2-core Zen 3, float32, two
+# runs each). A served request's refill of a few rows skips it.
+TRIM_AFTER_ROWS = 16
 
 
 def _left_pad_kv(t: torch.Tensor, length: int) -> torch.Tensor:
@@ -334,6 +343,9 @@ def decode_continuous(
                 first, chosen = pick(logits, rows)
                 fresh = range(len(batch), len(batch) + len(rows))
                 batch.add(cache, mask, rows, first)
+                if len(rows) >= TRIM_AFTER_ROWS:
+                    del cache, mask, logits  # the batch holds what it still needs
+                    return_free_heap()
                 new = [[t] for t in first.tolist()]
                 new_scores = chosen.tolist()
             else:
