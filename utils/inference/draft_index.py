@@ -4,9 +4,10 @@ output first (slot values are copied from the input), then of outputs decoded be
 
 A guess costs nothing to be wrong: the decode verifies every guessed token against the
 model's own choice (`utils.inference.speculative`), so outputs never depend on the guesses,
-only the number of steps does. On ViGGO's test split, the default recipe's greedy outputs
-would take 1.83 tokens per step with up to 4 guessed tokens, 1.29 from the prompt alone
-(replayed offline against the real outputs: `bench/results/engine_speed.md`).
+only the number of steps does. On ViGGO's test split, the default recipe's outputs would
+take 1.88 tokens per step with up to 4 guessed tokens, 1.30 from the prompt alone
+(replayed against the real outputs by `bench/draft_replay.py`:
+`bench/results/engine_speed.md`).
 """
 
 from __future__ import annotations
