@@ -265,7 +265,8 @@ def test_rerank_is_refused_where_outputs_cannot_be_checked() -> None:
 
 
 def test_identical_prompts_in_one_refill_share_a_prefill_and_decode_alike(tiny) -> None:
-    from utils.inference.continuous import _Prefill, decode_continuous
+    from utils.inference.continuous import decode_continuous
+    from utils.inference.prefill import Prefill
 
     model, tok = tiny
     a, b = (tok(build_prompt(tok, mr, "SYS"))["input_ids"] for mr in (TETRIS, PORTAL))
@@ -279,7 +280,7 @@ def test_identical_prompts_in_one_refill_share_a_prefill_and_decode_alike(tiny) 
     twice = decode_continuous(model, [a, b, a, b, a], 8, 6, [tok.eos_token_id], pad, _Bar())
     assert twice.tokens == alone.tokens + alone.tokens + alone.tokens[:1]
     runs = []
-    prefill = _Prefill(model, [a, b], pad, "cpu")
+    prefill = Prefill(model, [a, b], pad, "cpu")
     original = prefill._run
     prefill._run = lambda prompts: runs.append(len(prompts)) or original(prompts)
     _, mask, logits = prefill([a, b, a, a])
@@ -290,7 +291,8 @@ def test_identical_prompts_in_one_refill_share_a_prefill_and_decode_alike(tiny) 
 def test_a_prompt_in_later_refills_reuses_its_first_prefill(tiny, monkeypatch) -> None:
     """Waves of candidates: each distinct prompt runs through the model once, however many
     refills later its draws start, and decodes exactly as alone."""
-    from utils.inference.continuous import _Prefill, decode_continuous
+    from utils.inference.continuous import decode_continuous
+    from utils.inference.prefill import Prefill
 
     model, tok = tiny
     a, b = (tok(build_prompt(tok, mr, "SYS"))["input_ids"] for mr in (TETRIS, PORTAL))
@@ -302,9 +304,9 @@ def test_a_prompt_in_later_refills_reuses_its_first_prefill(tiny, monkeypatch) -
 
     alone = decode_continuous(model, [a, b], 8, 6, stops, pad, _Bar())
     runs: list[int] = []
-    original = _Prefill._run
+    original = Prefill._run
     monkeypatch.setattr(
-        _Prefill, "_run", lambda self, prompts: runs.append(len(prompts)) or original(self, prompts)
+        Prefill, "_run", lambda self, prompts: runs.append(len(prompts)) or original(self, prompts)
     )
     # Two slots: the six rows need several refills.
     waves = decode_continuous(model, [a, b, a, b, a, b], 2, 6, stops, pad, _Bar())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +13,11 @@ from utils.core.freed_memory import release_freed_memory
 from utils.data.prompts import build_prompt, system_prompt_for
 from utils.inference.decoder import Decoder
 from utils.inference.rerank import Reranked
+from utils.inference.rolling import Take, decode_rolling, rolling_problem
 from utils.modeling.loader import load_model
 from utils.zenml_ops.model_versions import evaluated_max_new_tokens, extracted_adapter
+
+logger = logging.getLogger(__name__)
 
 # Where neither the caller, the config nor the version's evaluation says (a version scored
 # before the evaluation recorded its `max_new_tokens`).
@@ -60,6 +64,19 @@ class AdapterGenerator:
     def generate(self, inputs: list[str], batch_size: int | None = None) -> list[str]:
         """Completions of task `inputs` (MRs, sentences, ...), in order."""
         return self.decode(inputs, batch_size).generations.texts
+
+    def rolling(self) -> Callable[[Take], None] | None:
+        """A decode that requests join while it runs (`utils.inference.rolling`), with the
+        outputs `generate` gives; None (logged) where this decode cannot take them."""
+        problem = rolling_problem(self.decoder)
+        if problem is not None:
+            logger.info("requests are decoded batch by batch: %s", problem)
+            return None
+
+        def decode(take: Take) -> None:
+            decode_rolling(self.decoder, take, self.prompts, self.max_new_tokens)
+
+        return decode
 
 
 def generate_with_adapter(

@@ -3,7 +3,6 @@ prompts take their slots, the prompts' shared prefix computed once."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -12,14 +11,13 @@ from utils.core.freed_memory import return_free_heap
 from utils.inference.draft_index import DraftIndex
 from utils.inference.engine import Sampling
 from utils.inference.grouped_attention import grouped_attention
-from utils.inference.growing_cache import growing_cache
 from utils.inference.memory_budget import UNBOUNDED_MEMO_BYTES
 from utils.inference.one_row import one_row_kernel
+from utils.inference.prefill import Prefill, left_pad_kv
 from utils.inference.prefix_memo import PrefixMemo
 from utils.inference.speculative import guess_length, verify_step
-from utils.inference.token_batches import Decoded, left_padded
+from utils.inference.token_batches import Decoded
 from utils.inference.token_picker import TokenPicker
-from utils.modeling.kv_cache import cache_tensors, common_prefix, prefix_kv
 
 if TYPE_CHECKING:
     from utils.inference.grammar_mask import RowGrammars
@@ -31,14 +29,6 @@ if TYPE_CHECKING:
 # 2.72-2.91 GB without and 2.58-2.63 GB with it, in the same time (2-core Zen 3, float32, two
 # runs each). A served request's refill of a few rows skips it.
 TRIM_AFTER_ROWS = 16
-
-
-def _left_pad_kv(t: torch.Tensor, length: int) -> torch.Tensor:
-    missing = length - t.shape[-2]
-    if missing <= 0:
-        return t
-    pad = t.new_zeros((*t.shape[:-2], missing, t.shape[-1]))
-    return torch.cat([pad, t], dim=-2)
 
 
 class _Batch:
@@ -63,8 +53,8 @@ class _Batch:
         # all layers before dropping any held the batch's whole cache twice (~1 GB more at
         # 128 float32 rows of SmolLM2-135M).
         for mine, theirs in zip(self.cache.layers, cache.layers, strict=True):
-            k = torch.cat([_left_pad_kv(mine.keys, length), _left_pad_kv(theirs.keys, length)])
-            v = torch.cat([_left_pad_kv(mine.values, length), _left_pad_kv(theirs.values, length)])
+            k = torch.cat([left_pad_kv(mine.keys, length), left_pad_kv(theirs.keys, length)])
+            v = torch.cat([left_pad_kv(mine.values, length), left_pad_kv(theirs.values, length)])
             mine.keys, mine.values = k, v
             theirs.keys = theirs.values = None
         self.mask = torch.cat(
@@ -121,143 +111,6 @@ def _plain_step(
     return [[t] for t in batch.next_token.tolist()], chosen.tolist()
 
 
-class _Prefill:
-    """Runs prompts through the model into a fresh KV cache.
-
-    The prompts' shared prefix is computed once and its KV copied into each new cache, so
-    a refill only runs the part that differs (on ViGGO about half of each prompt). A row's
-    layout is then [prefix][left padding][own tokens]: padding is masked wherever it sits,
-    and positions count only real tokens, so the outputs are those of unpadded prompts.
-
-    With `reuse`, a prompt that comes back in a later refill (the next wave of sampled
-    candidates of one input) takes its KV and logits from its first prefill instead of
-    running again; `keep_only` drops what no waiting row needs, and at most `memo_bytes`
-    are held (what the memory budget leaves beside the batch).
-    """
-
-    def __init__(
-        self,
-        model: Any,
-        encoded: list[list[int]],
-        pad_id: int,
-        device: Any,
-        reuse: bool = False,
-        memo_bytes: int = UNBOUNDED_MEMO_BYTES,
-        max_columns: int | None = None,
-        prefix_memo: PrefixMemo | None = None,
-    ) -> None:
-        self.model, self.pad_id, self.device = model, pad_id, device
-        self.memo_bytes, self.max_columns = memo_bytes, max_columns
-        self.prefix = common_prefix(encoded)
-        self.prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
-        if self.prefix and prefix_memo is not None:
-            self.prefix_kv = prefix_memo.kv(model, self.prefix, device)
-        elif self.prefix:
-            self.prefix_kv = prefix_kv(model, torch.tensor([self.prefix], device=device))
-        self.memo: dict[tuple[int, ...], _Prefilled] | None = {} if reuse else None
-
-    def __call__(self, prompts: list[list[int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
-        """(cache, attention mask, next-token logits) for `prompts`.
-
-        Identical prompts (several sampled candidates of one input) run once; their rows
-        get copies of its cache.
-        """
-        distinct = list(dict.fromkeys(map(tuple, prompts)))
-        if self.memo is not None:
-            cache, mask, logits = self._from_memo(distinct)
-        elif len(distinct) == len(prompts):
-            return self._run(prompts)
-        else:
-            cache, mask, logits = self._run([list(p) for p in distinct])
-        where = {p: i for i, p in enumerate(distinct)}
-        take = torch.tensor([where[tuple(p)] for p in prompts], device=self.device)
-        for layer in cache.layers:
-            layer.select(take, 0)
-        return cache, mask[take], logits[take]
-
-    def keep_only(self, prompts: set[tuple[int, ...]]) -> None:
-        """Forget the prefills of prompts that no waiting row has."""
-        if self.memo is not None:
-            for p in [p for p in self.memo if p not in prompts]:
-                del self.memo[p]
-
-    def _from_memo(self, distinct: list[tuple[int, ...]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
-        assert self.memo is not None
-        new = [p for p in distinct if p not in self.memo]
-        fresh: dict[tuple[int, ...], _Prefilled] = {}
-        if new:
-            cache, mask, logits = self._run([list(p) for p in new])
-            kv = cache_tensors(cache)
-            for i, p in enumerate(new):
-                # Each row without the leading columns only other rows needed.
-                start = int(mask[i].nonzero()[0]) if mask[i].any() else mask.shape[1]
-                fresh[p] = _Prefilled(
-                    [(k[i : i + 1, :, start:], v[i : i + 1, :, start:]) for k, v in kv],
-                    mask[i : i + 1, start:],
-                    logits[i : i + 1],
-                )
-        parts = [fresh.get(p) or self.memo[p] for p in distinct]
-        used = sum(e.nbytes for e in self.memo.values())
-        for p, entry in fresh.items():
-            if used + entry.nbytes <= self.memo_bytes:
-                # Copies: views would keep the whole refill's cache alive.
-                self.memo[p] = entry.copied()
-                used += entry.nbytes
-        return self._assemble(parts)
-
-    def _assemble(self, parts: list[_Prefilled]) -> tuple[Any, torch.Tensor, torch.Tensor]:
-        length = max(e.mask.shape[1] for e in parts)
-        kv = [
-            (
-                torch.cat([_left_pad_kv(e.kv[layer][0], length) for e in parts]),
-                torch.cat([_left_pad_kv(e.kv[layer][1], length) for e in parts]),
-            )
-            for layer in range(len(parts[0].kv))
-        ]
-        cache = growing_cache(self.model, [], len(parts), self.max_columns)
-        for layer, (k, v) in zip(cache.layers, kv, strict=True):
-            layer.update(k, v)
-        mask = torch.cat(
-            [torch.nn.functional.pad(e.mask, (length - e.mask.shape[1], 0)) for e in parts]
-        )
-        return cache, mask, torch.cat([e.logits for e in parts])
-
-    def _run(self, prompts: list[list[int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
-        n, p = len(prompts), len(self.prefix)
-        ids, own_mask = left_padded([seq[p:] for seq in prompts], self.pad_id)
-        ids, own_mask = ids.to(self.device), own_mask.to(self.device)
-        # Decode caches append in place (no copy of the whole cache per token).
-        cache = growing_cache(self.model, self.prefix_kv, n, self.max_columns)
-        mask = torch.cat([own_mask.new_ones((n, p)), own_mask], dim=1)
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)[:, p:]
-        logits = self.model(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=position_ids,
-            cache=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        ).logits
-        return cache, mask, logits[:, -1]
-
-
-@dataclass
-class _Prefilled:
-    """One prompt's prefill: per-layer K/V (1, heads, length, dim), mask and last logits."""
-
-    kv: list[tuple[torch.Tensor, torch.Tensor]]
-    mask: torch.Tensor
-    logits: torch.Tensor
-
-    @property
-    def nbytes(self) -> int:
-        return sum(k.nbytes + v.nbytes for k, v in self.kv) + self.logits.nbytes
-
-    def copied(self) -> _Prefilled:
-        kv = [(k.clone(), v.clone()) for k, v in self.kv]
-        return _Prefilled(kv, self.mask.clone(), self.logits.clone())
-
-
 class TokenWatch:
     """Steers a decode (see `utils.inference.engine.Watch`), told each finished row's token
     ids rather than its text."""
@@ -273,6 +126,15 @@ class TokenWatch:
 
     def greedy(self, row: int) -> bool:
         return False
+
+    def arrivals(self) -> list[tuple[list[int], int | None]]:
+        """Rows that join the running decode now, as (encoded prompt, seed; None: greedy);
+        they are numbered on from the rows the decode has. Asked before every step."""
+        return []
+
+    # False: a finished row's tokens are dropped once `finished` has seen them (a decode
+    # that takes arrivals for as long as a service is busy returns no tokens).
+    keeps_outputs = True
 
 
 def decode_continuous(
@@ -308,6 +170,8 @@ def decode_continuous(
     with grouped_attention(model):
         device = next(model.parameters()).device
         stop_ids = torch.tensor(stops, device=device)
+        # Rows that arrive while the decode runs are appended to these.
+        encoded, seeds = list(encoded), list(seeds) if seeds is not None else None
         pick = TokenPicker(sampling, seeds, scores, grammars)
         # A grammar's state follows each picked token: guessed tokens would need it ahead.
         guess = drafts.guess if drafts is not None and max_guess and grammars is None else None
@@ -317,7 +181,7 @@ def decode_continuous(
         repeats = len(set(map(tuple, encoded))) < len(encoded)
         # No row outgrows its prompt + max_new_tokens: the cache keeps no room past that.
         max_columns = max(map(len, encoded)) + max_new_tokens
-        prefill = _Prefill(
+        prefill = Prefill(
             model, encoded, pad_id, device, repeats, memo_bytes, max_columns, prefix_memo
         )
         order = (watch or TokenWatch()).order
@@ -327,7 +191,17 @@ def decode_continuous(
         batch = _Batch()
         # Refill only once a quarter of the slots are free: a prefill has a fixed cost.
         refill_at = max(1, batch_size // 4)
-        while pending or len(batch):
+        while True:
+            if watch is not None:
+                for tokens, seed in watch.arrivals():
+                    if seed is not None and seeds is None:
+                        raise ValueError("a sampled row joined a greedy decode")
+                    pending.append(len(encoded))
+                    encoded.append(tokens)
+                    out_tokens.append([])
+                    logprobs.append(0.0)
+                    if seeds is not None:
+                        seeds.append(seed)
             free = batch_size - len(batch)
             if watch is not None:
                 kept = [i for i in pending if watch.wanted(i)]
@@ -384,8 +258,11 @@ def decode_continuous(
                             out_tokens[row], logprobs[row] = [], 0.0
                             bar.update(1)
                 for slot in finished.nonzero().flatten().tolist():
-                    pick.forget(batch.rows[slot])
+                    row = batch.rows[slot]
+                    pick.forget(row)
                     if guess is not None:
-                        drafts.learn(out_tokens[batch.rows[slot]])
+                        drafts.learn(out_tokens[row])
+                    if watch is not None and not watch.keeps_outputs:
+                        encoded[row], out_tokens[row] = [], []
                 batch.drop(finished.nonzero().flatten().tolist())
         return Decoded(out_tokens, logprobs if scores else None)

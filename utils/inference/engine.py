@@ -118,12 +118,19 @@ class Watch:
     def greedy(self, row: int) -> bool:
         return False
 
+    def arrivals(self) -> list[tuple[str, int | None]]:
+        """Rows that join a rolling decode (`Engine.decode_rolling`) now: (prompt, j) for
+        the prompt's j-th sampled draw, (prompt, None) for its greedy output."""
+        return []
+
 
 class Engine(ABC):
     """Decodes prompts into one-line (or free) completions; built once per loaded model."""
 
     # Accepts a `Watch` (rows can be dropped while the decode runs).
     steerable: bool = False
+    # Has `decode_rolling` (rows join while the decode runs).
+    rolling: bool = False
 
     @property
     @abstractmethod
@@ -154,6 +161,16 @@ class Engine(ABC):
         completion, up to its stop, is a sentence of its prompt's grammar; engines that
         cannot constrain raise.
         """
+
+    def decode_rolling(
+        self, watch: Watch, sampling: Sampling | None, *, batch_size: int, max_new_tokens: int
+    ) -> None:
+        """Decode the rows `watch.arrivals()` hands in, before and during the decode, until
+        none is left; each text reaches `watch.finished` (rows numbered in arrival order)
+        and nothing is returned. A row's j-th draw is seeded as `generate` seeds a prompt's
+        j-th repeat, so its text is the one `generate` gives. `sampling` None: greedy rows
+        only."""
+        raise NotImplementedError(f"{type(self).__name__} cannot take rows while decoding")
 
     def sampling_problem(self) -> str | None:
         """Why this engine cannot draw sampled candidates for this model; None if it can."""

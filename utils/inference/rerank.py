@@ -112,15 +112,48 @@ def describe(rerank: RerankSection | None) -> str:
     return f"rerank:{rerank.method} up to {rerank.candidates}, {which}{how}"
 
 
-class _Draws(Watch):
-    """Candidate rows `j * n + i` (draw j of input i): waves of `PER_WAVE` draws per input in
-    draw order. An input's candidates count up to its first wave that holds one without
-    errors; later waves are not started once that is known (`wanted`), and those that ran
-    anyway (started alongside, in a large batch) are not offered (`settle`). So what an
-    input gets never depends on how many rows shared its decode: served alone or with the
-    whole test split, it chooses among the same candidates."""
+class InputDraws:
+    """One input's sampled candidates by draw number j, in waves of `PER_WAVE`: they count
+    up to the first wave that holds one without errors (`until_passing`), and later waves
+    are not wanted. Which candidates count never depends on how many were decoded at once."""
 
     PER_WAVE = 2
+
+    def __init__(self, until_passing: bool) -> None:
+        self.until_passing = until_passing
+        self.found: dict[int, tuple[str, int, float]] = {}
+        self.passed = float("inf")  # the first wave with an error-free candidate
+
+    @classmethod
+    def wave(cls, draw: int) -> int:
+        return draw // cls.PER_WAVE
+
+    def record(self, draw: int, text: str, errors: int, score: float) -> None:
+        self.found[draw] = (text, errors, score)
+        if errors == 0:
+            self.passed = min(self.passed, self.wave(draw))
+
+    def wanted(self, draw: int) -> bool:
+        # A draw of the wave that passed still counts; only later waves are not needed.
+        return not self.until_passing or self.wave(draw) <= self.passed
+
+    def complete(self, draws: int) -> bool:
+        """Every counted draw of `draws` has finished."""
+        return all(j in self.found for j in range(draws) if self.wanted(j))
+
+    def settle(self, pool: CandidatePool) -> None:
+        """Offer the counted candidates to `pool`, in draw order."""
+        for j in sorted(self.found):
+            if self.wanted(j):
+                pool.offer(*self.found[j])
+
+
+class _Draws(Watch):
+    """Candidate rows `j * n + i` (draw j of input i), each input's draws counted by
+    `InputDraws`: later waves are not started once an earlier one passed (`wanted`), and
+    those that ran anyway (started alongside, in a large batch) are not offered (`settle`).
+    So what an input gets never depends on how many rows shared its decode: served alone
+    or with the whole test split, it chooses among the same candidates."""
 
     def __init__(
         self,
@@ -132,41 +165,30 @@ class _Draws(Watch):
         self.inputs, self.best, self.task = inputs, best, task
         self.until_passing = until_passing
         self.drawn = 0
-        # Per input: its finished candidates by row (draw order), and the first wave that
-        # holds one without errors.
-        self._found: list[dict[int, tuple[str, int, float]]] = [{} for _ in inputs]
-        self._passed: list[float] = [float("inf")] * len(inputs)
-
-    def _wave(self, row: int) -> int:
-        return row // len(self.inputs) // self.PER_WAVE
+        self._draws = [InputDraws(until_passing) for _ in inputs]
 
     def order(self, row: int, length: int) -> tuple[int, ...]:
         # By wave, then by length (similar lengths prefill together), then by input (the
         # draws of one input sit side by side, so a refill takes them together).
         n = len(self.inputs)
-        return (self._wave(row), -length, row % n)
+        return (InputDraws.wave(row // n), -length, row % n)
 
     def finished(self, row: int, text: str, mean_logprob: float) -> None:
-        i = row % len(self.inputs)
-        errors = output_errors(self.task, self.inputs[i], text)
-        self._found[i][row] = (text, errors, mean_logprob)
-        if errors == 0:
-            self._passed[i] = min(self._passed[i], self._wave(row))
+        n = len(self.inputs)
+        errors = output_errors(self.task, self.inputs[row % n], text)
+        self._draws[row % n].record(row // n, text, errors, mean_logprob)
         self.drawn += 1
 
     def wanted(self, row: int) -> bool:
-        # A draw of the wave that passed still counts; only later waves are not needed.
-        return not self.until_passing or self._wave(row) <= self._passed[row % len(self.inputs)]
+        n = len(self.inputs)
+        return self._draws[row % n].wanted(row // n)
 
     def settle(self, inputs: set[int] | None = None) -> None:
         """Offer each input's counted candidates to its pool, in draw order (only those of
         `inputs`, by index, when given)."""
-        for i, found in enumerate(self._found):
-            if inputs is not None and i not in inputs:
-                continue
-            for row in sorted(found):
-                if self.wanted(row):
-                    self.best[i].offer(*found[row])
+        for i, draws in enumerate(self._draws):
+            if inputs is None or i in inputs:
+                draws.settle(self.best[i])
 
 
 class _WithGreedy(Watch):
@@ -380,7 +402,7 @@ def _draw(
         return draws.drawn, drawn.new_tokens
     # An engine that cannot be steered draws wave by wave, each wave only for the inputs
     # that still want candidates.
-    tokens, per_wave = 0, _Draws.PER_WAVE
+    tokens, per_wave = 0, InputDraws.PER_WAVE
     for first in range(0, k, per_wave):
         # Each wave its own seed: an engine seeds a draw by (seed, prompt, repeat in the call).
         sampling = Sampling(rerank.temperature, rerank.top_p, seed=rerank.seed + first)

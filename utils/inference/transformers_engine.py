@@ -29,6 +29,7 @@ from utils.inference.engine import (
     Generations,
     Sampling,
     Watch,
+    draw_seed,
     draw_seeds,
     in_prompt_order,
     rows_to_decode,
@@ -64,10 +65,33 @@ class _TextWatch(TokenWatch):
         return self.watch.greedy(row)
 
 
+class _RollingWatch(_TextWatch):
+    """`_TextWatch` of a rolling decode: arriving prompts encoded, draws seeded."""
+
+    keeps_outputs = False
+
+    def __init__(self, watch: Watch, decode: Any, tokenizer: Any, seed: int | None) -> None:
+        super().__init__(watch, decode)
+        self.tokenizer, self.seed = tokenizer, seed
+
+    def order(self, row: int, length: int) -> tuple[int, ...]:
+        return (row,)  # first come, first served
+
+    def arrivals(self) -> list[tuple[list[int], int | None]]:
+        rows = []
+        for prompt, draw in self.watch.arrivals():
+            if draw is not None and self.seed is None:
+                raise ValueError("a sampled draw joined a greedy decode")
+            seed = None if draw is None else draw_seed(self.seed, prompt, draw)
+            rows.append((encode_prompt(self.tokenizer, prompt), seed))
+        return rows
+
+
 class TransformersEngine(Engine):
     """`model` (base, or base + adapter) and its tokenizer; `engine` picks the greedy loop."""
 
     steerable = True
+    rolling = True
 
     def __init__(
         self,
@@ -173,6 +197,31 @@ class TransformersEngine(Engine):
         texts = [self.text(ids) for ids in decoded.tokens]
         return in_prompt_order(prompts, unique, texts, decoded.tokens, decoded.logprobs, ran)
 
+    @torch.inference_mode()
+    def decode_rolling(
+        self, watch: Watch, sampling: Sampling | None, *, batch_size: int, max_new_tokens: int
+    ) -> None:
+        """See `Engine.decode_rolling`: the continuous loop, taking arrivals before each step.
+        The batch and memo are planned for the first rows' prompt lengths."""
+        problem = self._cache_problem("the continuous engine", "transformers' generate")
+        if problem is not None:
+            raise ValueError(f"a rolling decode needs the continuous engine: {problem}")
+        seed = sampling.seed if sampling is not None else None
+        rows = _RollingWatch(watch, self.text, self._tokenizer, seed)
+        first = rows.arrivals()
+        if not first:
+            return
+        encoded = [tokens for tokens, _ in first]
+        seeds = [seed for _, seed in first] if sampling is not None else None
+        plan = self.plan(encoded, batch_size, max_new_tokens)
+        self.model.eval()
+        decode_continuous(
+            self.model, encoded, plan.batch_size, max_new_tokens, self.stops,
+            pad_id(self._tokenizer), _NoBar(), sampling, scores=True, watch=rows, seeds=seeds,
+            kernel=self.one_row_kernel, memo_bytes=plan.memo_bytes, prefix_memo=self._prefix_memo,
+            drafts=self._drafts, max_guess=self.draft_tokens,
+        )  # fmt: skip
+
     def plan(self, encoded: list[list[int]], batch_size: int, max_new_tokens: int) -> DecodePlan:
         """The batch and memo `memory_budget_mb` allows for these prompts (logged)."""
         per_token = kv_bytes_per_token(self.model.config, self.model.dtype.itemsize)
@@ -199,6 +248,13 @@ class TransformersEngine(Engine):
             )  # fmt: skip
         texts = [[(self.text(ids), score) for ids, score in h] for h in hyps]
         return texts, sum(len(ids) for h in hyps for ids, _ in h)
+
+
+class _NoBar:
+    """A service's rolling decode shows no progress bar."""
+
+    def update(self, n: int = 1) -> None:
+        pass
 
 
 def _seeds(seed: int, prompts: list[str], watch: Watch | None) -> list[int | None]:

@@ -11,6 +11,10 @@ bounded.
   decodes.
 * If the thread dies, `alive` is false, waiting requests fail with DecoderDead and new ones
   are refused at once.
+* Where `setup` returns a rolling decode (`utils.inference.rolling`), requests do not wait
+  for a batch: they join the running decode at its next step (up to `max_inputs` inputs in
+  flight) and each is answered as soon as its own outputs are final. If that decode fails,
+  its unanswered requests are decoded again one at a time.
 * `setup` (loading the model) runs on the same thread before any batch: all of the
   service's tensor work stays on one thread. With PyTorch's OpenMP (libgomp), each thread
   that runs parallel tensor work gets its own team of worker threads; a model loaded on
@@ -29,6 +33,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
+from functools import partial
+
+from utils.inference.rolling import Job, Take
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +62,12 @@ class Ticket:
     inputs: list[str]
     enqueued: float = field(default_factory=time.monotonic)
     future: Future = field(default_factory=Future)
+    abandoned: bool = False
 
     def cancel(self) -> bool:
-        """Drop the request if it has not started decoding (True), else let it finish and
-        ignore its outputs (False)."""
+        """Drop the request if it has not started decoding (True); else a rolling decode
+        stops its rows and a batch decode finishes it, its outputs ignored (False)."""
+        self.abandoned = True
         return self.future.cancel()
 
 
@@ -72,8 +81,11 @@ class Batcher:
         max_inputs: int,
         window_s: float = 0.0,
         max_queued_inputs: int | None = None,
-        setup: Callable[[], object] | None = None,
+        setup: Callable[[], Callable[[Take], None] | None] | None = None,
     ) -> None:
+        """`setup` (run on the decoding thread first) may return a rolling decode, which
+        then decodes every request instead of `decode` (kept for a rolling decode's
+        failures)."""
         self._decode = decode
         self._setup = setup
         self._ready: Future = Future()
@@ -85,6 +97,9 @@ class Batcher:
         self._cond = threading.Condition()
         self._rate = _Rate()
         self.batches = 0
+        self._in_flight: list[Ticket] = []  # a rolling decode's requests
+        self._in_flight_inputs = 0
+        self._last_answer = 0.0
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="decode", daemon=True)
         self._thread.start()
@@ -167,10 +182,13 @@ class Batcher:
     def _run(self) -> None:
         batch: list[Ticket] = []
         try:
-            if self._setup is not None:
-                self._setup()
+            rolling = self._setup() if self._setup is not None else None
             self._ready.set_result(None)
             while True:
+                if rolling is not None:
+                    batch = self._in_flight
+                    self._roll(rolling)
+                    continue
                 batch = self._next_batch()
                 self._decode_batch(batch)
         except BaseException as e:  # the service cannot answer any more: say so everywhere
@@ -190,6 +208,71 @@ class Batcher:
             for t in waiting:
                 if t.future.set_running_or_notify_cancel():
                     t.future.set_exception(dead)
+
+    def _roll(self, rolling: Callable[[Take], None]) -> None:
+        """One rolling decode, from the first waiting request until none is left."""
+        with self._cond:
+            while not self._queue:
+                self._cond.wait()
+            deadline = self._queue[0].enqueued + self._window_s
+            while self._queued_inputs < self._max_inputs:
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    break
+                self._cond.wait(wait)
+        self._last_answer = time.monotonic()
+        try:
+            rolling(self._take)
+        except Exception as e:
+            left = [t for t in self._in_flight if not t.future.done()]
+            logger.warning(
+                "the decode failed (%r): its %d unanswered requests one by one now", e, len(left)
+            )
+            for t in left:
+                self._decode_batch([t])
+        self.batches += 1
+        self._in_flight.clear()
+        self._in_flight_inputs = 0
+
+    def _take(self) -> list[Job]:
+        """Waiting requests that fit beside those in flight, marked running, as jobs."""
+        jobs = []
+        with self._cond:
+            while self._queue:
+                nxt = self._queue[0]
+                fits = self._in_flight_inputs + len(nxt.inputs) <= self._max_inputs
+                if self._in_flight_inputs and not fits:
+                    break  # a larger request still goes whole, alone
+                self._pop()
+                if not nxt.future.set_running_or_notify_cancel():
+                    continue  # its caller gave up while it waited
+                self._in_flight.append(nxt)
+                self._in_flight_inputs += len(nxt.inputs)
+                jobs.append(
+                    Job(
+                        nxt.inputs, partial(self._answered, nxt), partial(self._failed, nxt),
+                        lambda t=nxt: t.abandoned,
+                    )
+                )  # fmt: skip
+        return jobs
+
+    def _answered(self, ticket: Ticket, outputs: list[str]) -> None:
+        now = time.monotonic()
+        # Inputs per second between answers: what the service is decoding at.
+        self._rate.add(len(ticket.inputs), now - self._last_answer)
+        self._last_answer = now
+        self._release(ticket)
+        ticket.future.set_result(outputs)
+
+    def _failed(self, ticket: Ticket, error: BaseException) -> None:
+        if not isinstance(error, CancelledError):
+            logger.warning("decoding a request of %d inputs failed: %r", len(ticket.inputs), error)
+        self._release(ticket)
+        ticket.future.set_exception(error)
+
+    def _release(self, ticket: Ticket) -> None:
+        self._in_flight.remove(ticket)
+        self._in_flight_inputs -= len(ticket.inputs)
 
     def _decode_batch(self, batch: list[Ticket]) -> None:
         inputs = [text for t in batch for text in t.inputs]

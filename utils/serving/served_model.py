@@ -12,6 +12,7 @@ from typing import Any
 
 from utils.core.tasks import TaskName
 from utils.inference.adapters import AdapterGenerator
+from utils.inference.rolling import Take
 from utils.serving.batcher import Batcher
 from utils.serving.env_capture import list_packages_once
 from utils.serving.slot_report import slot_error_report
@@ -32,11 +33,18 @@ class ServedModel:
         name: str = "",
     ) -> None:
         """`load` builds the generator on the decoding thread (see `Batcher`: the model is
-        loaded and decoded on one thread); its errors are raised here."""
+        loaded and decoded on one thread); its errors are raised here. Requests join the
+        running decode where the generator can take them (`AdapterGenerator.rolling`),
+        else they are decoded batch by batch."""
         loaded: list[AdapterGenerator] = []
+
+        def setup() -> Callable[[Take], None] | None:
+            loaded.append(load())
+            return loaded[0].rolling()
+
         self.batcher = Batcher(
             lambda inputs: loaded[0].generate(inputs), max_batch_inputs,
-            batch_window_ms / 1000, max_queued_inputs, setup=lambda: loaded.append(load()),
+            batch_window_ms / 1000, max_queued_inputs, setup=setup,
         )  # fmt: skip
         self.batcher.ready()
         self.generator = loaded[0]
