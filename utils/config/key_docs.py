@@ -179,7 +179,9 @@ MEANINGS: dict[str, str] = {
     # serving
     "serving.max_inputs_per_request": "more inputs in one request get a 413",
     "serving.max_input_chars": "a longer input gets a 413",
-    "serving.max_batch_inputs": "inputs of concurrent requests decoded together",
+    "serving.max_batch_inputs": "inputs of concurrent requests decoded together (in flight)",
+    "serving.continuous_batching": "requests join the running decode and are answered as "
+    "soon as their own outputs are final; false = batch by batch",
     "serving.batch_window_ms": "how long the first request of a batch waits for others",
     "serving.max_queued_inputs": "inputs waiting beyond which a request gets a 503 with "
     "Retry-After",

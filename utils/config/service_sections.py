@@ -30,8 +30,15 @@ class ServingSection(Section):
     # Requests beyond these get a 413 naming the key; they bound one request's latency.
     max_inputs_per_request: int = Field(32, gt=0)
     max_input_chars: int = Field(2000, gt=0)
-    # Inputs of concurrent requests are decoded together, up to this many per batch.
+    # Inputs of concurrent requests are decoded together, up to this many per batch (in
+    # flight, with continuous batching).
     max_batch_inputs: int = Field(64, gt=0)
+    # true: a request joins the running decode at its next step and is answered as soon as
+    # its own outputs are final (higher throughput and a lower median; an input that draws
+    # reranking candidates shares its steps with newer requests). false: batch by batch,
+    # every request of a batch waits for its slowest input. Constrained decoding and beam
+    # reranking are always batch by batch.
+    continuous_batching: bool = True
     # How long a request waits (from its arrival) for others to join its batch (0 = no
     # waiting; requests that arrived while the previous batch decoded still join).
     batch_window_ms: int = Field(0, ge=0, le=10_000)

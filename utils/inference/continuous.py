@@ -192,16 +192,18 @@ def decode_continuous(
         # Refill only once a quarter of the slots are free: a prefill has a fixed cost.
         refill_at = max(1, batch_size // 4)
         while True:
-            if watch is not None:
-                for tokens, seed in watch.arrivals():
-                    if seed is not None and seeds is None:
-                        raise ValueError("a sampled row joined a greedy decode")
-                    pending.append(len(encoded))
-                    encoded.append(tokens)
-                    out_tokens.append([])
-                    logprobs.append(0.0)
-                    if seeds is not None:
-                        seeds.append(seed)
+            arrived = watch.arrivals() if watch is not None else []
+            for tokens, seed in arrived:
+                if seed is not None and seeds is None:
+                    raise ValueError("a sampled row joined a greedy decode")
+                pending.append(len(encoded))
+                encoded.append(tokens)
+                out_tokens.append([])
+                logprobs.append(0.0)
+                if seeds is not None:
+                    seeds.append(seed)
+            if arrived:
+                pending.sort(key=lambda i: order(i, len(encoded[i])))
             free = batch_size - len(batch)
             if watch is not None:
                 kept = [i for i in pending if watch.wanted(i)]

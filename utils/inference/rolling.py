@@ -43,15 +43,16 @@ class Job:
 Take = Callable[[], list[Job]]
 
 
-@dataclass
+@dataclass(eq=False)
 class _Request:
     job: Job
     outputs: list[str | None]
-    left: int
+    seq: int  # arrival order
     over: bool = False
+    pending: list[_Input] = field(default_factory=list)  # inputs not answered yet
 
 
-@dataclass
+@dataclass(eq=False)
 class _Input:
     request: _Request
     index: int
@@ -72,6 +73,12 @@ class _Requests(Watch):
     rows: list[tuple[_Input, int | None]] = field(default_factory=list)
     _queued: list[tuple[_Input, int | None]] = field(default_factory=list)
     _open: list[_Request] = field(default_factory=list)
+    _arrived: int = 0
+
+    def order(self, row: int, length: int) -> tuple[int, ...]:
+        # Oldest request first, so a full batch takes an earlier request's candidates
+        # before a later request's greedy rows.
+        return (self.rows[row][0].request.seq, row)
 
     def arrivals(self) -> list[tuple[str, int | None]]:
         self._drop_abandoned()
@@ -88,15 +95,17 @@ class _Requests(Watch):
         except Exception as e:
             job.failed(e)
             return []
-        request = _Request(job, [None] * len(job.inputs), len(job.inputs))
+        request = _Request(job, [None] * len(job.inputs), self._arrived)
+        self._arrived += 1
         if not job.inputs:
             job.done([])
             return []
         self._open.append(request)
-        return [
-            (_Input(request, i, text, prompt), None)
+        request.pending = [
+            _Input(request, i, text, prompt)
             for i, (text, prompt) in enumerate(zip(job.inputs, prompts, strict=True))
         ]
+        return [(inp, None) for inp in request.pending]
 
     def _drop_abandoned(self) -> None:
         for request in self._open:
@@ -135,6 +144,9 @@ class _Requests(Watch):
             if errors == 0 and rerank.only_failing:
                 self._answer(inp, text)
                 return
+            # Every draw at once: in a busy decode, drawing wave after wave (the next only
+            # when the last found nothing without errors) left the hardest inputs waiting
+            # longest and decoded no more inputs per second (concurrency 8, 2-core Zen 3).
             inp.draws = InputDraws(until_passing=bool(rerank.only_failing))
             self._queued += [(inp, j) for j in range(rerank.candidates)]
             return
@@ -147,8 +159,8 @@ class _Requests(Watch):
     def _answer(self, inp: _Input, text: str) -> None:
         request = inp.request
         request.outputs[inp.index] = text
-        request.left -= 1
-        if request.left == 0:
+        request.pending.remove(inp)
+        if not request.pending:
             request.over = True
             request.job.done([t for t in request.outputs if t is not None])
 

@@ -74,9 +74,6 @@ class _RollingWatch(_TextWatch):
         super().__init__(watch, decode)
         self.tokenizer, self.seed = tokenizer, seed
 
-    def order(self, row: int, length: int) -> tuple[int, ...]:
-        return (row,)  # first come, first served
-
     def arrivals(self) -> list[tuple[list[int], int | None]]:
         rows = []
         for prompt, draw in self.watch.arrivals():

@@ -31,16 +31,17 @@ class ServedModel:
         batch_window_ms: int = 0,
         max_queued_inputs: int | None = None,
         name: str = "",
+        continuous_batching: bool = True,
     ) -> None:
         """`load` builds the generator on the decoding thread (see `Batcher`: the model is
         loaded and decoded on one thread); its errors are raised here. Requests join the
-        running decode where the generator can take them (`AdapterGenerator.rolling`),
-        else they are decoded batch by batch."""
+        running decode where the generator can take them (`AdapterGenerator.rolling`) and
+        `continuous_batching` is on, else they are decoded batch by batch."""
         loaded: list[AdapterGenerator] = []
 
         def setup() -> Callable[[Take], None] | None:
             loaded.append(load())
-            return loaded[0].rolling()
+            return loaded[0].rolling() if continuous_batching else None
 
         self.batcher = Batcher(
             lambda inputs: loaded[0].generate(inputs), max_batch_inputs,
@@ -152,4 +153,5 @@ def load_served_model(model: str, version: str, serving: dict[str, Any]) -> Serv
         limits.batch_window_ms,
         limits.max_queued_inputs,
         name=model,
+        continuous_batching=limits.continuous_batching,
     )
