@@ -33,8 +33,8 @@ from utils.core.names import split_file  # noqa: E402
 from utils.data.jsonl import read_jsonl  # noqa: E402
 from utils.data.prepare import prepare_dataset  # noqa: E402
 from utils.evaluation.evaluator import length_references, select_rows  # noqa: E402
+from utils.inference.candidates import CandidatePool, output_errors  # noqa: E402
 from utils.inference.engine import Sampling  # noqa: E402
-from utils.inference.rerank import CandidatePool, output_errors  # noqa: E402
 from utils.inference.stops import max_new_tokens_for  # noqa: E402
 from utils.inference.transformers_engine import generate  # noqa: E402
 from utils.metrics.task_metrics import compute_metrics  # noqa: E402

@@ -8,8 +8,9 @@ import pytest
 from tests.conftest import load_varied_on_cpu
 from utils.config import ConfigError, RerankSection, load_config
 from utils.data.prompts import build_prompt
+from utils.inference.candidates import output_errors
 from utils.inference.engine import Engine, Generations
-from utils.inference.rerank import generate_reranked, output_errors
+from utils.inference.rerank import generate_reranked
 from utils.inference.transformers_engine import TransformersEngine, generate
 
 TETRIS = "inform(name[Tetris], release_year[1986])"
@@ -403,7 +404,7 @@ def test_consensus_by_each_metric_is_the_minimum_bayes_risk_choice(metric: str) 
     those with the fewest errors."""
     from sacrebleu.metrics import BLEU, CHRF
 
-    from utils.inference.rerank import CandidatePool
+    from utils.inference.candidates import CandidatePool
     from utils.metrics.text_metrics import rouge_l
 
     direct = {
@@ -430,7 +431,8 @@ def test_consensus_by_each_metric_is_the_minimum_bayes_risk_choice(metric: str) 
 def test_consensus_metrics_disagree_somewhere_and_are_named() -> None:
     """BLEU rewards shared 4-grams, ROUGE-L the longest common subsequence: on these
     candidates they pick differently, so the switch changes something."""
-    from utils.inference.rerank import CandidatePool, describe
+    from utils.inference.candidates import CandidatePool
+    from utils.inference.rerank import describe
 
     texts = [
         "Tetris is a puzzle game released in 1986 on the Game Boy.",

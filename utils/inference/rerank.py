@@ -22,75 +22,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from utils.config import RerankSection
 from utils.core.errors import UserError
 from utils.core.names import ENGINE
-from utils.core.tasks import TaskName
+from utils.inference.candidates import CandidatePool, InputDraws, output_errors
 from utils.inference.engine import Engine, Generations, Sampling, Watch
-from utils.metrics.text_metrics import AGREEMENT
-from utils.viggo import parse_mr, slot_errors, try_parse_mr
 
 logger = logging.getLogger(__name__)
-
-
-def _slot_errors(mr: str, sentence: str) -> int:
-    return slot_errors(parse_mr(mr), sentence).errors
-
-
-def _parse_errors(_sentence: str, mr: str) -> int:
-    return int(try_parse_mr(mr) is None)
-
-
-# (task input, output) -> number of errors the task's check finds.
-CHECKS: dict[str, Callable[[str, str], int]] = {
-    TaskName.DATA_TO_TEXT: _slot_errors,
-    TaskName.TEXT_TO_MR: _parse_errors,
-}
-
-
-def output_errors(task: str, task_input: str, output: str) -> int:
-    try:
-        check = CHECKS[task]
-    except KeyError:
-        raise ValueError(f"task {task!r} has no output check to rerank by") from None
-    return check(task_input, output)
-
-
-@dataclass
-class _Candidate:
-    text: str
-    errors: int
-    score: float
-
-
-class CandidatePool:
-    """An input's candidates (greedy first); `choice` applies `RerankSection.select`."""
-
-    def __init__(self, text: str, errors: int, score: float) -> None:
-        self.candidates = [_Candidate(text, errors, score)]
-        self.errors = errors  # the fewest errors of any candidate so far
-
-    def offer(self, text: str, errors: int, score: float) -> None:
-        self.candidates.append(_Candidate(text, errors, score))
-        self.errors = min(self.errors, errors)
-
-    def choice(self, select: str, metric: str = "rougeL") -> _Candidate:
-        fewest = [c for c in self.candidates if c.errors == self.errors]
-        if select == "score" or len(fewest) == 1:
-            return max(fewest, key=lambda c: c.score)
-        # Minimum Bayes risk: every candidate (errors or not) is evidence of what the model
-        # would say; duplicates count as the support they are.
-        agree = AGREEMENT[metric]
-        texts = [c.text for c in self.candidates]
-        agreement = {
-            text: sum(agree(text, other) for other in texts)
-            for text in dict.fromkeys(c.text for c in fewest)
-        }
-        return max(fewest, key=lambda c: (agreement[c.text], c.score))
 
 
 @dataclass
@@ -110,42 +52,6 @@ def describe(rerank: RerankSection | None) -> str:
     if rerank.select == "consensus" and rerank.consensus_metric != "rougeL":
         how += f" by {rerank.consensus_metric}"
     return f"rerank:{rerank.method} up to {rerank.candidates}, {which}{how}"
-
-
-class InputDraws:
-    """One input's sampled candidates by draw number j, in waves of `PER_WAVE`: they count
-    up to the first wave that holds one without errors (`until_passing`), and later waves
-    are not wanted. Which candidates count never depends on how many were decoded at once."""
-
-    PER_WAVE = 2
-
-    def __init__(self, until_passing: bool) -> None:
-        self.until_passing = until_passing
-        self.found: dict[int, tuple[str, int, float]] = {}
-        self.passed = float("inf")  # the first wave with an error-free candidate
-
-    @classmethod
-    def wave(cls, draw: int) -> int:
-        return draw // cls.PER_WAVE
-
-    def record(self, draw: int, text: str, errors: int, score: float) -> None:
-        self.found[draw] = (text, errors, score)
-        if errors == 0:
-            self.passed = min(self.passed, self.wave(draw))
-
-    def wanted(self, draw: int) -> bool:
-        # A draw of the wave that passed still counts; only later waves are not needed.
-        return not self.until_passing or self.wave(draw) <= self.passed
-
-    def complete(self, draws: int) -> bool:
-        """Every counted draw of `draws` has finished."""
-        return all(j in self.found for j in range(draws) if self.wanted(j))
-
-    def settle(self, pool: CandidatePool) -> None:
-        """Offer the counted candidates to `pool`, in draw order."""
-        for j in sorted(self.found):
-            if self.wanted(j):
-                pool.offer(*self.found[j])
 
 
 class _Draws(Watch):

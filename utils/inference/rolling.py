@@ -16,9 +16,9 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 
+from utils.inference.candidates import CandidatePool, InputDraws, output_errors
 from utils.inference.decoder import Decoder
 from utils.inference.engine import Sampling, Watch
-from utils.inference.rerank import CandidatePool, InputDraws, output_errors
 
 logger = logging.getLogger(__name__)
 
