@@ -28,9 +28,10 @@ class Prefill:
     """Runs prompts through the model into a fresh KV cache.
 
     The prompts' shared prefix is computed once and its KV copied into each new cache, so
-    a refill only runs the part that differs (on ViGGO about half of each prompt). A row's
-    layout is then [prefix][left padding][own tokens]: padding is masked wherever it sits,
-    and positions count only real tokens, so the outputs are those of unpadded prompts.
+    a refill only runs the part that differs (on ViGGO with SmolLM2 the chat template and
+    system prompt are the first 20 tokens of a 35-95-token prompt). A row's layout is then
+    [prefix][left padding][own tokens]: padding is masked wherever it sits, and positions
+    count only real tokens, so the outputs are those of unpadded prompts.
 
     With `reuse`, a prompt that comes back in a later refill (the next wave of sampled
     candidates of one input) takes its KV and logits from its first prefill instead of

@@ -1,9 +1,10 @@
 """The K/V of a prompt prefix kept from one decode to the next.
 
 Every prompt of a model version starts with the same chat template and system prompt (on
-SmolLM2 with the ViGGO prompt, about half of each prompt). One decode computes its prompts'
-shared prefix once; a service decodes request after request, so the memo keeps that
-prefix's K/V between decodes and computes only the tokens past the part it already holds.
+SmolLM2 with the ViGGO prompt, the first 20 tokens of a 35-95-token prompt). One decode
+computes its prompts' shared prefix once; a service decodes request after request, so the
+memo keeps that prefix's K/V between decodes and computes only the tokens past the part it
+already holds.
 """
 
 from __future__ import annotations
