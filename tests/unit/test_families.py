@@ -293,6 +293,16 @@ def test_rerank_says_it_drew_beams_for_a_sliding_window_cache(family_dirs, caplo
     assert any("beam search" in line for line in _fallback_lines(caplog))
 
 
+def test_a_sliding_window_cache_is_served_batch_by_batch(family_dirs) -> None:
+    from utils.inference.decoder import Decoder
+    from utils.inference.rolling import rolling_problem
+    from utils.inference.transformers_engine import TransformersEngine
+
+    model, tok = _load(family_dirs["mistral"], "float32", FAMILIES["mistral"].varied_std)
+    decoder = Decoder(TransformersEngine(model, tok), "data_to_text", None, batch_size=2)
+    assert "cannot add rows to a running decode" in rolling_problem(decoder)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", NAMES)
 def test_shared_prefix_loss_equals_full_loss_or_is_reported_off(

@@ -172,7 +172,7 @@ def rolling_problem(decoder: Decoder) -> str | None:
     """Why `decoder` cannot decode requests as they arrive (None: it can)."""
     engine = decoder.engine
     if not engine.rolling:
-        return f"the {type(engine).__name__} engine takes no rows while it decodes"
+        return f"{type(engine).__name__} cannot add rows to a running decode of this model"
     if decoder.constrain is not None:
         return "constrained decoding (evaluation.constrain) is decoded batch by batch"
     if decoder.rerank is not None:

@@ -88,7 +88,6 @@ class TransformersEngine(Engine):
     """`model` (base, or base + adapter) and its tokenizer; `engine` picks the greedy loop."""
 
     steerable = True
-    rolling = True
 
     def __init__(
         self,
@@ -132,6 +131,11 @@ class TransformersEngine(Engine):
 
     def sampling_problem(self) -> str | None:
         return self._cache_problem("sampled candidates", "beam search candidates")
+
+    @property
+    def rolling(self) -> bool:
+        # The continuous loop splices rows into the model's KV cache.
+        return self._cache_problem("the continuous engine", "transformers' generate") is None
 
     def row_grammars(self, grammars: list[str | None]) -> Any:
         """The matchers of one decode's rows; EOS (not a line break) ends a grammar, which
