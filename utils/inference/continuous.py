@@ -158,8 +158,9 @@ def decode_continuous(
 ) -> Decoded:
     """Decode every encoded prompt; `watch` (optional) orders the waiting prompts, sees each
     finished row and may drop rows that are no longer needed, waiting or running (they come
-    back with no tokens). Sampled rows are seeded by `seeds` (one per encoded prompt; None:
-    that row is greedy). `kernel`: the matmul of one-row decode steps
+    back with no tokens), or add rows while the decode runs (`TokenWatch.arrivals`).
+    Sampled rows are seeded by `seeds` (one per encoded prompt; None: that row is greedy).
+    `kernel`: the matmul of one-row decode steps
     (`utils.inference.one_row`); `memo_bytes`: the most the prefill memo of repeated prompts
     keeps (`utils.inference.memory_budget`); `prefix_memo`: the shared prompt prefix's K/V
     kept between decodes (`utils.inference.prefix_memo`); `grammars`: what each encoded
