@@ -150,6 +150,13 @@ def tiny_config(model_dir: Path, data_dir: Path, **sections: dict) -> dict:
     return cfg
 
 
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir: Path):
+    """(model, tokenizer) of the tiny Llama with varied weights (`load_varied_on_cpu`),
+    loaded once per test module."""
+    return load_varied_on_cpu(tiny_model_dir)
+
+
 def load_varied_on_cpu(model_dir: Path):
     """`load_on_cpu` with left padding and weights of std 0.5 (seeded): default init (std
     0.02) makes a tiny model print one token whatever the prompt; larger weights give the

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import load_varied_on_cpu
 from utils.config import validate_config
 from utils.core.tasks import get_task
 from utils.data.embedded import gem_rows, viggo_mr_schema
@@ -22,11 +20,6 @@ from utils.viggo import DIALOGUE_ACTS, SLOTS, try_parse_mr
 
 # Rows of a random model's constrained MR stay short enough for this (see the test).
 MAX_NEW = 160
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_model_dir: Path):
-    return load_varied_on_cpu(tiny_model_dir)
 
 
 @pytest.fixture(scope="module")

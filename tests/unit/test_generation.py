@@ -3,16 +3,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import load_on_cpu, load_varied_on_cpu
+from tests.conftest import load_on_cpu
 from utils.data.prompts import build_prompt
 from utils.inference.stops import max_new_tokens_for, newline_token_ids, stop_token_ids
 from utils.inference.transformers_engine import generate
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_model_dir: Path):
-    return load_varied_on_cpu(tiny_model_dir)
-
 
 INPUTS = [
     "inform(name[A])",

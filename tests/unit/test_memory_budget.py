@@ -9,7 +9,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.conftest import load_varied_on_cpu
 from utils.core.errors import UserError
 from utils.data.prompts import build_prompt, encode_prompt
 from utils.inference.memory_budget import MIB, MemoryBudgetError, kv_bytes_per_token, plan_decode
@@ -22,11 +21,6 @@ INPUTS = [
     "yes",
     "verify_attribute(name[Dirt: Showdown], rating[average])",
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_model_dir: Path):
-    return load_varied_on_cpu(tiny_model_dir)
 
 
 def test_kv_bytes_per_token_of_smollm2_135m() -> None:

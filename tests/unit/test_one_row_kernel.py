@@ -1,20 +1,12 @@
 """`evaluation.one_row_kernel: native`: one-row decode steps, and only those, skip oneDNN."""
 
-from pathlib import Path
-
 import pytest
 import torch
 
-from tests.conftest import load_varied_on_cpu
 from utils.config import EvaluationSection
 from utils.data.prompts import build_prompt
 from utils.inference.one_row import one_row_kernel
 from utils.inference.transformers_engine import TransformersEngine
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_model_dir: Path):
-    return load_varied_on_cpu(tiny_model_dir)
 
 
 def _onednn_during_forwards(model, monkeypatch) -> list[tuple[int, int, bool]]:

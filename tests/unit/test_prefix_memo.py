@@ -1,23 +1,14 @@
 """The prompt prefix's K/V kept between decodes: the same K/V and outputs as computed afresh,
 only the tokens past what it holds run again."""
 
-from pathlib import Path
-
-import pytest
 import torch
 
-from tests.conftest import load_varied_on_cpu
 from utils.data.prompts import build_prompt, encode_prompt
 from utils.inference.prefix_memo import PrefixMemo
 from utils.inference.transformers_engine import TransformersEngine
 from utils.modeling.kv_cache import prefix_kv
 
 MRS = ("inform(name[Tetris], release_year[1986])", "request(specifier[fun])", "give_opinion()")
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_model_dir: Path):
-    return load_varied_on_cpu(tiny_model_dir)
 
 
 def _rows_run(model, monkeypatch) -> list[int]:

@@ -1,11 +1,8 @@
 """Slot-aware decoding: candidates are checked like the scorer checks, the fewest errors win,
 then the model's score; greedy stays where nothing beats it."""
 
-from pathlib import Path
-
 import pytest
 
-from tests.conftest import load_varied_on_cpu
 from utils.config import ConfigError, RerankSection, load_config
 from utils.data.prompts import build_prompt
 from utils.inference.candidates import output_errors
@@ -216,11 +213,6 @@ def test_text_to_mr_candidates_that_do_not_parse_lose() -> None:
     )
     out = _rerank(scripted, ["p1"], ["Tetris came out in 1986."], "text_to_mr")
     assert out.generations.texts == [TETRIS]
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_model_dir: Path):
-    return load_varied_on_cpu(tiny_model_dir)
 
 
 @pytest.mark.parametrize("only_failing", [True, False])

@@ -6,11 +6,9 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import CancelledError
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import load_varied_on_cpu
 from utils.config import RerankSection
 from utils.data.prompts import build_prompt
 from utils.inference.decoder import Decoder
@@ -24,11 +22,6 @@ MRS = [
     "request(specifier[fun], has_multiplayer[yes])",
     "inform(name[Dirt: Showdown], release_year[2012])",
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_model_dir: Path):
-    return load_varied_on_cpu(tiny_model_dir)
 
 
 class _Arrivals:

@@ -1,20 +1,13 @@
 """Few-row linear layers as `W @ x.T`: same values, same greedy outputs, only where it applies."""
 
 import copy
-from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import load_varied_on_cpu
 from utils.data.prompts import build_prompt
 from utils.inference import skinny_matmul
 from utils.inference.transformers_engine import TransformersEngine
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_model_dir: Path):
-    return load_varied_on_cpu(tiny_model_dir)
 
 
 def _forced(model, monkeypatch, faster: bool):
