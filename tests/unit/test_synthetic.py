@@ -204,6 +204,25 @@ def test_bad_synthetic_keys_fail_in_one_line(overrides: list[str], message: str)
     assert message in text and "\n" not in text
 
 
+def test_a_version_number_may_be_written_as_a_number() -> None:
+    from utils.config import load_config
+
+    # As users type them: `--set ...version=3`, `version: 3` in YAML; both arrive as ints.
+    overrides = [
+        "dataset.synthetic={generator: {model: g, version: 3}, parser: {model: p}}",
+        "dataset.synthetic.parser.version=12",
+    ]
+    synthetic = load_config(Path("configs/smollm2_cpu.yaml"), overrides, None).dataset.synthetic
+    assert (synthetic.generator.label(), synthetic.parser.label()) == ("g:3", "p:12")
+    with pytest.raises(ConfigError) as err:  # a YAML boolean is a slip, not version 1
+        load_config(
+            Path("configs/smollm2_cpu.yaml"),
+            [*overrides[:1], "dataset.synthetic.parser.version=true"],
+            None,
+        )
+    assert "dataset.synthetic.parser.version: Input should be a valid string" in str(err.value)
+
+
 def test_a_version_that_does_not_exist_is_refused_in_one_line(zenml_env: Path) -> None:
     from utils.config import load_config
     from utils.zenml_ops.model_versions import ModelVersionError

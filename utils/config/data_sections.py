@@ -47,6 +47,15 @@ class VersionRef(Section):
     model: str = Field(min_length=1)
     version: str = Field("staging", min_length=1)
 
+    @field_validator("version", mode="before")
+    @classmethod
+    def _number_as_text(cls, value: object) -> object:
+        # `version: 3` in YAML and `--set ...version=3` arrive as ints; ZenML takes a version
+        # number as its text. A bool is not a version (`version: yes` is a YAML slip).
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
     def label(self) -> str:
         return f"{self.model}:{self.version}"
 
