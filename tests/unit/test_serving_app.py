@@ -224,13 +224,65 @@ def test_the_openai_route_answers_and_refuses_what_it_cannot_honour(client) -> N
     assert r.json()["choices"][0]["finish_reason"] == "length"
     r = client.post(CHAT_PATH, json={**chat, "stop": [" excellent"]}, headers=AUTH)
     assert r.json()["choices"][0]["message"]["content"] == "Portal 2 is an"
-    for field, value in [("n", 2), ("stream", True), ("temperature", 0.7), ("top_p", 0.5)]:
+    for field, value in [("n", 2), ("stream", "yes"), ("temperature", 0.7), ("top_p", 0.5)]:
         r = client.post(CHAT_PATH, json={**chat, field: value}, headers=AUTH)
         assert r.status_code == 400 and r.json()["error"]["param"] == field, (field, r.text)
     r = client.post(CHAT_PATH, json={"messages": [{"role": "user", "content": "hi"}]}, headers=AUTH)
     assert r.status_code == 422 and "not a meaning representation" in r.json()["error"]["message"]
     models = client.get(MODELS_PATH).json()
     assert [m["id"] for m in models["data"]] == ["fake-model"]
+
+
+def _events(reply) -> list:
+    assert reply.headers["content-type"].startswith("text/event-stream"), reply.text
+    lines = [line for line in reply.text.split("\n\n") if line]
+    assert all(line.startswith("data: ") for line in lines) and lines[-1] == "data: [DONE]"
+    return [json.loads(line.removeprefix("data: ")) for line in lines[:-1]]
+
+
+def test_a_streamed_chat_is_the_same_answer_in_openai_chunks(client) -> None:
+    chat = {"messages": [{"role": "user", "content": MR}], "max_tokens": 4, "stream": True}
+    whole = client.post(CHAT_PATH, json={**chat, "stream": False}, headers=AUTH).json()
+    r = client.post(CHAT_PATH, json=chat, headers=AUTH)
+    assert r.status_code == 200
+    chunks = _events(r)
+    assert [c["object"] for c in chunks] == ["chat.completion.chunk"] * 2
+    assert len({c["id"] for c in chunks}) == 1 and "usage" not in chunks[0]
+    first, last = (c["choices"][0] for c in chunks)
+    assert first["delta"] == whole["choices"][0]["message"] and first["finish_reason"] is None
+    assert last["delta"] == {} and last["finish_reason"] == "length"
+    assert chunks[1]["slot_errors"] == whole["slot_errors"]
+    # include_usage: usage null on the content chunks, then a chunk of usage alone.
+    r = client.post(
+        CHAT_PATH, json={**chat, "stream_options": {"include_usage": True}}, headers=AUTH
+    )
+    chunks = _events(r)
+    assert [c["usage"] for c in chunks[:2]] == [None, None]
+    assert chunks[2]["choices"] == [] and chunks[2]["usage"] == whole["usage"]
+    # Refused as OpenAI refuses them, before any decoding.
+    for extra in ({"stream": False, "stream_options": {}}, {"stream_options": []}):
+        r = client.post(CHAT_PATH, json={**chat, **extra}, headers=AUTH)
+        assert r.status_code == 400 and r.json()["error"]["param"] == "stream_options", r.text
+    bad = {"stream_options": {"include_usage": "yes"}}
+    assert client.post(CHAT_PATH, json={**chat, **bad}, headers=AUTH).status_code == 400
+
+
+def test_the_openai_client_streams_from_the_route(client) -> None:
+    import openai
+
+    # TestClient is an httpx.Client: the real client library speaks to the app in process.
+    api = openai.OpenAI(base_url="http://testserver/v1", api_key=KEY, http_client=client)
+    messages = [{"role": "user", "content": MR}]
+    stream = api.chat.completions.create(
+        model="fake-model", messages=messages, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "Portal 2 is an excellent game."
+    assert [c.choices[0].finish_reason for c in chunks if c.choices] == [None, "stop"]
+    assert chunks[-1].usage.completion_tokens == 6
+    reply = api.chat.completions.create(model="fake-model", messages=messages)
+    assert reply.choices[0].message.content == text
 
 
 # --- fuzz: whatever the body, never a 5xx, and the service stays healthy ---

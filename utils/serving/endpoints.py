@@ -25,7 +25,7 @@ from fastapi import Request
 
 from utils.serving.core import Disconnected, Refused, ServingCore
 from utils.serving.middleware import BODY, CHECKED
-from utils.serving.openai_api import chat_reply, error_body, models_reply
+from utils.serving.openai_api import chat_events, chat_reply, error_body, models_reply
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +119,13 @@ def chat_completions_endpoint(app_runner: Any) -> Callable[..., Any]:
             core.stats.failed(_CLIENT_CLOSED)
             return _json(_CLIENT_CLOSED, error_body("client disconnected", _CLIENT_CLOSED))
         core.stats.answered(1, time.monotonic() - start)
+        if chat.stream:
+            from fastapi.responses import StreamingResponse
+
+            events = chat_events(core.served, chat, output)
+            # no-cache and no proxy buffering: what a server-sent event stream asks of both.
+            headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+            return StreamingResponse(iter(events), media_type="text/event-stream", headers=headers)
         return _json(200, chat_reply(core.served, chat, output))
 
     return chat_completions

@@ -2,7 +2,11 @@
 
 The last user message is the task input (an MR for data_to_text). The served model decodes
 as its evaluation did, so what would change that is refused with a 400 naming the field:
-`n` > 1, `stream`, a `temperature` other than 0, `top_p` other than 1, tools, logprobs.
+`n` > 1, a `temperature` other than 0, `top_p` other than 1, tools, logprobs.
+`stream: true` is answered as server-sent events in OpenAI's chunk shape, so streaming
+clients (chat UIs, `stream=True`) work unchanged; the answer is whole before its first
+chunk (a reranked answer is chosen among whole candidates), so it arrives as one content
+delta, then the finish chunk, the usage chunk if `stream_options.include_usage`, `[DONE]`.
 `max_tokens` / `max_completion_tokens` cut the output to that many tokens and `stop` at the
 first stop string (`finish_reason: "length"` / `"stop"`). Fields OpenAI defines that do not
 change the output (`user`, `seed`, `metadata`, ...) are ignored, as OpenAI ignores unknown
@@ -12,6 +16,7 @@ carries the slot report of each choice, as `/invoke` does.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -25,7 +30,6 @@ MODELS_PATH = "/v1/models"
 # Sampling controls the service cannot honour: the allowed value(s) of each.
 _FIXED: dict[str, tuple[Any, ...]] = {
     "n": (None, 1),
-    "stream": (None, False),
     "temperature": (None, 0, 0.0),
     "top_p": (None, 1, 1.0),
     "logprobs": (None, False),
@@ -59,6 +63,8 @@ class ChatRequest:
     input: str
     max_tokens: int | None
     stop: tuple[str, ...]
+    stream: bool = False
+    include_usage: bool = False
 
 
 def _text_of(content: Any, where: str) -> str:
@@ -134,7 +140,29 @@ def check_chat_body(body: bytes, limits: RequestLimits) -> ChatRequest:
         raise ChatBadRequest(400, "stop must be a string or a list of up to 4 strings", "stop")
     if any(not s for s in stops):
         raise ChatBadRequest(400, "stop strings must not be empty", "stop")
-    return ChatRequest(text, max_tokens, stops)
+    stream, include_usage = _stream_options(data)
+    return ChatRequest(text, max_tokens, stops, stream, include_usage)
+
+
+def _stream_options(data: dict) -> tuple[bool, bool]:
+    stream = data.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise ChatBadRequest(400, "stream must be a boolean", "stream")
+    options = data.get("stream_options")
+    if options is None:
+        return bool(stream), False
+    if not stream:  # as OpenAI answers it
+        raise ChatBadRequest(
+            400, "stream_options is only allowed when stream is true", "stream_options"
+        )
+    if not isinstance(options, dict):
+        raise ChatBadRequest(400, "stream_options must be an object", "stream_options")
+    include_usage = options.get("include_usage")
+    if include_usage is not None and not isinstance(include_usage, bool):
+        raise ChatBadRequest(
+            400, "stream_options.include_usage must be a boolean", "stream_options"
+        )
+    return True, bool(include_usage)
 
 
 def apply_limits(served: Any, text: str, request: ChatRequest) -> tuple[str, str]:
@@ -174,6 +202,34 @@ def chat_reply(served: Any, request: ChatRequest, output: str) -> dict[str, Any]
         },
         "slot_errors": served.slot_errors([request.input], [text]),
     }
+
+
+def chat_events(served: Any, request: ChatRequest, output: str) -> list[str]:
+    """The reply as OpenAI streams it (server-sent events): one chunk with the whole answer
+    as its delta, one with the finish_reason (and the `slot_errors` extra), the usage chunk
+    when asked for, then `[DONE]`."""
+    reply = chat_reply(served, request, output)
+    (choice,) = reply["choices"]
+    head = {"id": reply["id"], "object": "chat.completion.chunk", "created": reply["created"]}
+    head["model"] = reply["model"]
+    # With include_usage OpenAI sends `usage: null` on every chunk but the last.
+    usage = {"usage": None} if request.include_usage else {}
+
+    def chunk(delta: dict, finish: str | None) -> dict[str, Any]:
+        return {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+
+    chunks = [
+        {**head, "choices": [chunk(choice["message"], None)], **usage},
+        {
+            **head,
+            "choices": [chunk({}, choice["finish_reason"])],
+            **usage,
+            "slot_errors": reply["slot_errors"],
+        },
+    ]
+    if request.include_usage:
+        chunks.append({**head, "choices": [], "usage": reply["usage"]})
+    return [f"data: {json.dumps(c)}\n\n" for c in chunks] + ["data: [DONE]\n\n"]
 
 
 def models_reply(served: Any, created: float) -> dict[str, Any]:
