@@ -193,6 +193,10 @@ def test_serve_fast_path_answers_like_the_evaluation_safely_and_stops(
         answered = completion.choices[0].message.content
         assert completion.usage.completion_tokens > 0
         assert completion.slot_errors[0]["errors"] == slot_errors(inputs[0], answered).errors
+        streamed = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": inputs[0]}], stream=True
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in streamed) == answered
         with pytest.raises(openai.BadRequestError, match="n=2 is not supported"):
             client.chat.completions.create(
                 model=MODEL, n=2, messages=[{"role": "user", "content": inputs[0]}]
