@@ -35,7 +35,7 @@ def deployment_settings(model: str, version: str, task: str, serving: ServingSec
 
     from utils.serving import endpoints
     from utils.serving.middleware import RequestCheckMiddleware
-    from utils.serving.openai_api import CHAT_PATH, MODELS_PATH
+    from utils.serving.openai_api import CHAT_PATH, MODEL_PATH, MODELS_PATH
     from utils.serving.service import ServingService
 
     checks = MiddlewareSpec(
@@ -56,6 +56,7 @@ def deployment_settings(model: str, version: str, task: str, serving: ServingSec
         ),
         EndpointSpec(path=CHAT_PATH, method=post, handler=endpoints.chat_completions_endpoint),
         EndpointSpec(path=MODELS_PATH, method=get, handler=endpoints.models_endpoint),
+        EndpointSpec(path=MODEL_PATH, method=get, handler=endpoints.model_endpoint),
     ]
     return DeploymentSettings(
         app_title=f"{model} version {version}",

@@ -187,6 +187,9 @@ def test_serve_fast_path_answers_like_the_evaluation_safely_and_stops(
         # The OpenAI client, unchanged: base_url and the key.
         client = openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0, timeout=600)
         assert [m.id for m in client.models.list().data] == [MODEL]
+        assert client.models.retrieve(MODEL).id == MODEL
+        with pytest.raises(openai.NotFoundError):
+            client.models.retrieve("gpt-4o")
         completion = client.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": inputs[0]}]
         )

@@ -23,7 +23,7 @@ from utils.serving import endpoints
 from utils.serving.batcher import Batcher
 from utils.serving.core import Disconnected, Refused, ServingCore
 from utils.serving.middleware import RequestCheckMiddleware
-from utils.serving.openai_api import CHAT_PATH, MODELS_PATH
+from utils.serving.openai_api import CHAT_PATH, MODEL_PATH, MODELS_PATH
 from utils.serving.slot_report import slot_error_report
 
 MR = "inform(name[Portal 2], rating[excellent])"
@@ -80,6 +80,7 @@ def make_app(
     app.get("/health")(endpoints.health_endpoint(runner))
     app.post(CHAT_PATH)(endpoints.chat_completions_endpoint(runner))
     app.get(MODELS_PATH)(endpoints.models_endpoint(runner))
+    app.get(MODEL_PATH)(endpoints.model_endpoint(runner))
     return app, core
 
 
@@ -267,7 +268,7 @@ def test_a_streamed_chat_is_the_same_answer_in_openai_chunks(client) -> None:
     assert client.post(CHAT_PATH, json={**chat, **bad}, headers=AUTH).status_code == 400
 
 
-def test_the_openai_client_streams_from_the_route(client) -> None:
+def test_the_openai_client_streams_and_finds_the_model(client) -> None:
     import openai
 
     # TestClient is an httpx.Client: the real client library speaks to the app in process.
@@ -283,6 +284,9 @@ def test_the_openai_client_streams_from_the_route(client) -> None:
     assert chunks[-1].usage.completion_tokens == 6
     reply = api.chat.completions.create(model="fake-model", messages=messages)
     assert reply.choices[0].message.content == text
+    assert api.models.retrieve("fake-model").model_dump() == api.models.list().data[0].model_dump()
+    with pytest.raises(openai.NotFoundError, match="this deployment serves 'fake-model'"):
+        api.models.retrieve("gpt-4o")
 
 
 # --- fuzz: whatever the body, never a 5xx, and the service stays healthy ---

@@ -6,7 +6,8 @@ an endpoint builder: ZenML calls it with the app runner and registers what it re
   ZenML's request and response shape; `serving.record: every` sends it down ZenML's own
   path instead (a pipeline run per request, as before).
 * `GET /health`: 503 with the reason when the decoding thread has stopped.
-* `POST /v1/chat/completions`, `GET /v1/models`: the OpenAI-compatible route.
+* `POST /v1/chat/completions`, `GET /v1/models`, `GET /v1/models/{id}`: the OpenAI-compatible
+  routes.
 
 The endpoints read `app_runner.service.core` (a ServingCore): in a deployment the
 ServingService's, in tests any app runner stand-in that has one.
@@ -131,10 +132,28 @@ def chat_completions_endpoint(app_runner: Any) -> Callable[..., Any]:
     return chat_completions
 
 
-def models_endpoint(app_runner: Any) -> Callable[..., Any]:
-    started = time.time()
+# The model list's `created`: when this process started serving, the same for both routes.
+_STARTED = time.time()
 
+
+def models_endpoint(app_runner: Any) -> Callable[..., Any]:
     def models() -> Any:
-        return models_reply(_core(app_runner).served, started)
+        return models_reply(_core(app_runner).served, _STARTED)
 
     return models
+
+
+def model_endpoint(app_runner: Any) -> Callable[..., Any]:
+    """`GET /v1/models/{model_id}` (the client's `models.retrieve`): the served model, or
+    OpenAI's 404 for any other id."""
+
+    def model(model_id: str) -> Any:
+        served = _core(app_runner).served
+        if model_id != served.name:
+            reason = (
+                f"The model '{model_id}' does not exist: this deployment serves '{served.name}'"
+            )
+            return _json(404, error_body(reason, 404, "model"))
+        return models_reply(served, _STARTED)["data"][0]
+
+    return model

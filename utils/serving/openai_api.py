@@ -1,4 +1,5 @@
-"""The OpenAI-compatible face of the service: `POST /v1/chat/completions` and `GET /v1/models`.
+"""The OpenAI-compatible face of the service: `POST /v1/chat/completions`, `GET /v1/models`
+and `GET /v1/models/{id}`.
 
 The last user message is the task input (an MR for data_to_text). The served model decodes
 as its evaluation did, so what would change that is refused with a 400 naming the field:
@@ -26,6 +27,7 @@ from utils.serving.request_checks import BadRequest, RequestLimits, check_input,
 
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
+MODEL_PATH = MODELS_PATH + "/{model_id}"
 
 # Sampling controls the service cannot honour: the allowed value(s) of each.
 _FIXED: dict[str, tuple[Any, ...]] = {
