@@ -10,6 +10,11 @@ training rows, e.g.
     python bench/data_curve.py --fractions 0.1 --augment none,substitute+permute \\
         --name data_curve_10pct
 
+With `--set dataset.synthetic=...` (a generator and a parser version, docs/data.md) every
+point also adds round-trip-verified synthetic rows, composed from that point's training
+rows, as `run.py`'s synthesize_data step does; versions trained on more rows than a point
+has would leak the rows it lacks, so give each fraction its own pair.
+
 Every point costs a full training run plus a full test evaluation (the default config:
 ~10 + ~4 minutes on a 2-core CPU), so the whole default curve (5 fractions x 2) is hours.
 """
@@ -27,12 +32,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from steps.synthesize_data import synthesize_from_versions  # noqa: E402
 from utils.config import load_config  # noqa: E402
 from utils.data.prepare import prepare_dataset  # noqa: E402
 from utils.evaluation.evaluator import evaluate_on_split  # noqa: E402
 from utils.modeling.loader import load_tokenizer  # noqa: E402
 from utils.modeling.resolve import resolve_model_path  # noqa: E402
 from utils.training.train import train_lora  # noqa: E402
+from utils.zenml_ops.model_versions import ModelVersionError  # noqa: E402
+from utils.zenml_ops.synthetic_sources import check_sources  # noqa: E402
 
 SHOWN = ("rougeL", "multiref_rougeL", "multiref_bleu", "ser", "exact_match", "slot_f1")
 NO_AUGMENTATION = "none"
@@ -58,7 +66,8 @@ def run_point(
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         tokenizer = load_tokenizer(resolve_model_path(cfg.model.base_model_id))
-        meta = prepare_dataset(cfg.dataset, tokenizer, work / "data")
+        synthetic = synthesize_from_versions(cfg.dataset) if cfg.dataset.synthetic else None
+        meta = prepare_dataset(cfg.dataset, tokenizer, work / "data", synthetic=synthetic)
         start = time.perf_counter()
         summary = train_lora(cfg, work / "data", work / "adapter")
         train_s = time.perf_counter() - start
@@ -68,11 +77,13 @@ def run_point(
             work / "adapter", desc=f"{fraction:g} {variant}",
         )  # fmt: skip
     added = meta["data_report"].get("augmentation", {}).get("added", 0)
+    kept = meta["data_report"].get("synthetic", {}).get("kept", 0)
     return {
         "fraction": fraction,
         "augment": variant,
-        "train_rows": meta["split_sizes"]["train"] - added,
+        "train_rows": meta["split_sizes"]["train"] - added - kept,
         "augmented_rows": added,
+        "synthetic_rows": kept,
         "steps": summary.get("steps"),
         "tokens_seen": summary.get("tokens_seen"),
         "train_minutes": round(train_s / 60, 2),
@@ -96,6 +107,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--name", default="data_curve", help="file name of the JSON and PNG")
     args = p.parse_args(argv)
 
+    # Missing synthetic sources stop the curve before its first training, not after it.
+    cfg = load_config(args.config, args.overrides, str(args.data_dir) if args.data_dir else None)
+    try:
+        check_sources(cfg.dataset)
+    except ModelVersionError as e:
+        p.exit(2, f"error: {e}\n")
     fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
     variants = [v.strip() for v in args.augment.split(",") if v.strip()]
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -114,10 +131,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
 def _table(results: list[dict[str, Any]]) -> None:
     keys = [k for k in SHOWN if k in results[0]]
-    head = ["augment", "fraction", "rows", "+aug", "steps", "train min", *keys]
+    head = ["augment", "fraction", "rows", "+aug", "+synthetic", "steps", "train min", *keys]
     print("\n| " + " | ".join(head) + " |\n" + "|---" * len(head) + "|")
     for r in results:
-        cells = [r["augment"], r["fraction"], r["train_rows"], r["augmented_rows"], r["steps"]]
+        cells = [r["augment"], r["fraction"], r["train_rows"], r["augmented_rows"]]
+        cells += [r["synthetic_rows"], r["steps"]]
         cells += [r["train_minutes"], *(r[k] for k in keys)]
         print("| " + " | ".join(str(c) for c in cells) + " |")
 
