@@ -12,21 +12,25 @@ from tests.conftest import ROOT
 sys.path.insert(0, str(ROOT / "bench"))
 
 
+def _tiny(model_dir: Path) -> list[str]:
+    """`--set` arguments: one training step and two decoded rows of a tiny random model."""
+    sets = [
+        f"model.base_model_id={model_dir}", "model.dtype=float32", "lora.r=4",
+        "training.max_steps=1", "training.batch_size=2", "evaluation.max_samples=2",
+        "evaluation.max_new_tokens=4", "evaluation.rerank=null",
+        "dataset.max_validation_samples=2",
+    ]  # fmt: skip
+    return [arg for s in sets for arg in ("--set", s)]
+
+
 def test_curve_on_tiny_settings(
     zenml_env: Path, tiny_model_dir: Path, viggo_subset: Path, tmp_path: Path
 ) -> None:
     import data_curve
 
-    sets = [
-        f"model.base_model_id={tiny_model_dir}", "model.dtype=float32", "lora.r=4",
-        "training.max_steps=1", "training.batch_size=2", "evaluation.max_samples=2",
-        "evaluation.max_new_tokens=4", "evaluation.rerank=null",
-        "dataset.max_validation_samples=2",
-    ]  # fmt: skip
     argv = ["--data-dir", str(viggo_subset), "--fractions", "0.25,1", "--augment",
             "none,substitute", "--out-dir", str(tmp_path), "--name", "tiny"]  # fmt: skip
-    for s in sets:
-        argv += ["--set", s]
+    argv += _tiny(tiny_model_dir)
     results = data_curve.main(argv)
     assert [(r["augment"], r["fraction"], r["train_rows"]) for r in results] == [
         ("none", 0.25, 10), ("none", 1.0, 40), ("substitute", 0.25, 10), ("substitute", 1.0, 40),
@@ -48,17 +52,13 @@ def test_a_curve_with_synthetic_rows_counts_them_and_refuses_missing_sources_fir
 
     from utils.data.synthetic import synthesize
 
-    sets = [
-        f"model.base_model_id={tiny_model_dir}", "model.dtype=float32", "lora.r=4",
-        "training.max_steps=1", "training.batch_size=2", "evaluation.max_samples=2",
-        "evaluation.max_new_tokens=4", "evaluation.rerank=null",
-        "dataset.max_validation_samples=2",
-        "dataset.synthetic={generator: {model: gen}, parser: {model: parser}, rows: 3}",
-    ]  # fmt: skip
     argv = ["--data-dir", str(viggo_subset), "--fractions", "0.5", "--augment", "none",
             "--out-dir", str(tmp_path), "--name", "tiny_synthetic"]  # fmt: skip
-    for s in sets:
-        argv += ["--set", s]
+    argv += _tiny(tiny_model_dir)
+    argv += [
+        "--set",
+        "dataset.synthetic={generator: {model: gen}, parser: {model: parser}, rows: 3}",
+    ]
     # No such versions in this store: one line, exit 2, before any training.
     with pytest.raises(SystemExit) as stop:
         data_curve.main(argv)
