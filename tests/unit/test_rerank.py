@@ -5,7 +5,7 @@ import pytest
 
 from utils.config import ConfigError, RerankSection, load_config
 from utils.data.prompts import build_prompt
-from utils.inference.candidates import output_errors
+from utils.inference.candidates import InputDraws, output_errors
 from utils.inference.engine import Engine, Generations
 from utils.inference.rerank import generate_reranked
 from utils.inference.transformers_engine import TransformersEngine, generate
@@ -126,6 +126,80 @@ def test_later_waves_decoded_alongside_do_not_change_the_choice() -> None:
         texts[wide] = out.generations.texts
         assert len(scripted.decoded) == (4 if wide else 2)
     assert texts[True] == texts[False] == ["Tetris came out in 1986."]
+
+
+_SEVERAL = {
+    "p1": [
+        ("Tetris came out in 1986.", -0.9),  # wave 1 passes
+        ("Tetris.", -0.5),
+        ("Tetris, a game from 1986.", -0.1),  # wave 2: passes with a better score
+        ("Tetris is a game.", -0.05),  # best score, but an error
+        ("Tetris, 1986.", -0.01),  # wave 3: passes with the best score
+        ("Tetris!", -0.01),
+    ]
+}
+
+
+@pytest.mark.parametrize("wide", [False, True])
+@pytest.mark.parametrize(
+    ("stop_after", "decoded", "chosen"),
+    [
+        (1, 2, "Tetris came out in 1986."),
+        (2, 4, "Tetris, a game from 1986."),
+        (3, 6, "Tetris, 1986."),
+        (None, 6, "Tetris, 1986."),
+    ],
+)
+def test_a_failing_input_draws_until_enough_pass_and_the_best_score_wins(
+    wide, stop_after, decoded, chosen
+) -> None:
+    greedy = {"p1": ("Tetris.", -0.3), "p2": ("Portal 2 is excellent.", -0.2)}
+    scripted = _Scripted(greedy, _SEVERAL, wide=wide)
+    out = _rerank(scripted, ["p1", "p2"], [TETRIS, PORTAL], candidates=6,
+                  stop_after_passing=stop_after)  # fmt: skip
+    assert out.generations.texts == [chosen, "Portal 2 is excellent."]
+    # Only the failing input draws; a wide decode starts every wave at once, but only the
+    # counted waves' candidates are offered and counted.
+    assert {p for p, _ in scripted.decoded} == {"p1"}
+    assert len(scripted.decoded) == (6 if wide else decoded)
+    assert out.stats["rerank_candidates_drawn"] == len(scripted.decoded)
+    if stop_after is None:
+        assert "every draw" in out.stats["decoding"]
+
+
+def test_draws_finishing_out_of_order_count_as_in_order() -> None:
+    """A later wave's pass that finishes first must not end the draws early: with two
+    wanted, the passes of waves 0 and 2 end them at wave 2, whatever finished first."""
+    in_order, reversed_order = InputDraws(2), InputDraws(2)
+    draws = [("a", 1, -1.0), ("b", 1, -1.0), ("c", 0, -1.0), ("d", 1, -1.0), ("e", 0, -1.0)]
+    for j, d in enumerate(draws):
+        in_order.record(j, *d)
+    for j in (4, 2, 0, 1, 3):
+        reversed_order.record(j, *draws[j])
+    assert in_order.passed == reversed_order.passed == 2
+    assert [in_order.wanted(j) for j in range(8)] == [True] * 6 + [False] * 2
+
+
+def test_candidates_beside_greedy_stop_for_a_passing_input_whatever_stop_after() -> None:
+    """`together_rows`: candidates start beside greedy; a greedy output that passes stops
+    its input's candidates (only_failing), even when a failing one would draw them all."""
+    draws = {"p1": [("Tetris came out in 1986.", -0.9), ("Tetris, from 1986.", -0.2)]}
+    for greedy, decoded in ((("Tetris came out in 1986.", -0.3), 0), (("Tetris.", -0.3), 2)):
+        scripted = _Scripted({"p1": greedy}, draws)
+        out = _rerank(scripted, ["p1"], [TETRIS], stop_after_passing=None, together_rows=4)
+        assert scripted.calls == 1  # one decode: greedy and candidates together
+        assert len(scripted.decoded) == decoded
+    assert out.generations.texts == ["Tetris, from 1986."]
+
+
+def test_stop_after_passing_is_for_failing_inputs_only() -> None:
+    assert RerankSection().stop_after_passing == 1
+    assert RerankSection(only_failing=False).stop_after_passing is None
+    assert RerankSection(select="consensus").stop_after_passing is None
+    with pytest.raises(ConfigError, match=r"rerank\.stop_after_passing .* set it to null"):
+        load_config(None, ["evaluation.rerank={only_failing: false, stop_after_passing: 2}"])
+    with pytest.raises(ConfigError, match="stop_after_passing"):
+        load_config(None, ["evaluation.rerank.stop_after_passing=0"])
 
 
 def test_more_errors_never_win_and_ties_go_to_the_model_score() -> None:

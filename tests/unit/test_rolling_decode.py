@@ -63,9 +63,13 @@ def _decoder(tiny, rerank: RerankSection | None) -> tuple[Decoder, object]:
     return Decoder(engine, "data_to_text", rerank, batch_size=8), tok
 
 
-@pytest.mark.parametrize("select", [None, "score", "consensus"])
+@pytest.mark.parametrize("select", [None, "score", "consensus", "every draw"])
 def test_requests_that_join_a_running_decode_get_the_batch_decodes_outputs(tiny, select) -> None:
-    rerank = None if select is None else RerankSection(candidates=6, temperature=1.5, select=select)
+    rerank = None
+    if select == "every draw":
+        rerank = RerankSection(candidates=6, temperature=1.5, stop_after_passing=None)
+    elif select is not None:
+        rerank = RerankSection(candidates=6, temperature=1.5, select=select)
     decoder, tok = _decoder(tiny, rerank)
 
     def prompts(inputs: list[str]) -> list[str]:

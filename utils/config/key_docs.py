@@ -159,6 +159,9 @@ MEANINGS: dict[str, str] = {
     "(sentence BLEU) or chrf against each other candidate",
     "evaluation.rerank.only_failing": "candidates only for failing inputs; null = true for "
     "score, false for consensus",
+    "evaluation.rerank.stop_after_passing": "a failing input draws waves of two until "
+    "this many of its candidates are error-free (1 = cheapest); null = all candidates; "
+    "the best by select wins",
     "evaluation.rerank.apply_to": "finetuned (the base model stays greedy) or both",
     "evaluation.rerank.seed": "seed of the sampled candidates",
     "evaluation.rerank.together_rows": "up to this many rows (inputs x (1 + candidates)), "

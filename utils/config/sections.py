@@ -138,6 +138,12 @@ class RerankSection(Section):
     # true = only for inputs whose greedy output fails the check. Unset: true for `score`,
     # false for `consensus`.
     only_failing: bool | None = None
+    # A failing input's candidates are drawn in waves of two, up to the wave that brings
+    # its error-free ones to this many; the best of those drawn wins by `select`. 1 = the
+    # cheapest (stop at the first that passes); more = error-free candidates compete on
+    # score; null = all `candidates` draws. Inputs that draw for every input
+    # (`only_failing: false`) draw all their candidates.
+    stop_after_passing: int | None = Field(1, ge=1)
     # The base model fails most inputs: reranking it costs several times its greedy pass.
     apply_to: Literal["finetuned", "both"] = "finetuned"
     seed: int = 0
@@ -157,6 +163,14 @@ class RerankSection(Section):
                 "rerank.select=consensus compares the candidates of every input: set "
                 "rerank.only_failing=false (or leave it unset)"
             )
+        if not self.only_failing and self.stop_after_passing is not None:
+            if "stop_after_passing" in self.model_fields_set:
+                raise ValueError(
+                    "rerank.stop_after_passing stops a failing input's draws; with "
+                    "rerank.only_failing=false every input draws all its candidates: "
+                    "set it to null (or leave it unset)"
+                )
+            self.stop_after_passing = None
         return self
 
 

@@ -71,15 +71,16 @@ class CandidatePool:
 
 class InputDraws:
     """One input's sampled candidates by draw number j, in waves of `PER_WAVE`: they count
-    up to the first wave that holds one without errors (`until_passing`), and later waves
-    are not wanted. Which candidates count never depends on how many were decoded at once."""
+    up to the first wave that brings the error-free ones to `stop_after` (`None`: every
+    draw counts), and later waves are not wanted. Which candidates count never depends on
+    how many were decoded at once, nor on the order they finished in."""
 
     PER_WAVE = 2
 
-    def __init__(self, until_passing: bool) -> None:
-        self.until_passing = until_passing
+    def __init__(self, stop_after: int | None) -> None:
+        self.stop_after = stop_after
         self.found: dict[int, tuple[str, int, float]] = {}
-        self.passed = float("inf")  # the first wave with an error-free candidate
+        self.passed = float("inf")  # the wave that brought the error-free ones to stop_after
 
     @classmethod
     def wave(cls, draw: int) -> int:
@@ -87,12 +88,17 @@ class InputDraws:
 
     def record(self, draw: int, text: str, errors: int, score: float) -> None:
         self.found[draw] = (text, errors, score)
-        if errors == 0:
-            self.passed = min(self.passed, self.wave(draw))
+        if errors == 0 and self.stop_after is not None:
+            # Draws finish in any order: a later wave's pass may count first, and an
+            # earlier wave's pass then moves `passed` back. It only ever moves back, so a
+            # wave once not wanted stays so.
+            waves = sorted(self.wave(j) for j, (_, e, _) in self.found.items() if e == 0)
+            if len(waves) >= self.stop_after:
+                self.passed = waves[self.stop_after - 1]
 
     def wanted(self, draw: int) -> bool:
-        # A draw of the wave that passed still counts; only later waves are not needed.
-        return not self.until_passing or self.wave(draw) <= self.passed
+        # Every draw of the wave that passed still counts; only later waves are not needed.
+        return self.wave(draw) <= self.passed
 
     def complete(self, draws: int) -> bool:
         """Every counted draw of `draws` has finished."""

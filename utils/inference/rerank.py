@@ -10,12 +10,13 @@ greedy. With `only_failing` (default) an input whose greedy output has no error 
 no candidate can have fewer errors, and greedy is close to the highest-scoring output.
 
 Sampled candidates are drawn in waves inside one continuous decode: two candidates of every
-failing input, then two more, ...; an input stops drawing once a candidate passes the check,
-so easy inputs cost two candidates and only hard ones reach `candidates`. The two of a wave
-start together and share one prefill of their prompt (on a CPU the prefill is about half of
-a candidate's cost). An input's j-th candidate is seeded by (`rerank.seed`, its prompt, j)
-(`utils.inference.engine.draw_seed`): its reranked output is the same whatever else is
-decoded with it (the whole test split, or one served request).
+failing input, then two more, ...; an input stops drawing once `stop_after_passing` of its
+candidates pass the check (default 1: easy inputs cost two candidates and only hard ones
+reach `candidates`), or draws all of them (null), and the best wins.
+The two of a wave start together and share one prefill of their prompt (on a CPU the
+prefill is about half of a candidate's cost). An input's j-th candidate is seeded by
+(`rerank.seed`, its prompt, j) (`utils.inference.engine.draw_seed`): its reranked output is
+the same whatever else is decoded with it (the whole test split, or one served request).
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ def describe(rerank: RerankSection | None) -> str:
     if rerank is None:
         return "greedy"
     which = "failing inputs" if rerank.only_failing else "all inputs"
+    if rerank.only_failing and rerank.stop_after_passing is None:
+        which += ", every draw"
+    elif rerank.only_failing and rerank.stop_after_passing != 1:
+        which += f", until {rerank.stop_after_passing} pass"
     how = "" if rerank.select == "score" else f", {rerank.select}"
     if rerank.select == "consensus" and rerank.consensus_metric != "rougeL":
         how += f" by {rerank.consensus_metric}"
@@ -66,12 +71,11 @@ class _Draws(Watch):
         inputs: list[str],
         best: list[CandidatePool],
         task: str,
-        until_passing: bool,
+        stop_after: int | None,
     ) -> None:
         self.inputs, self.best, self.task = inputs, best, task
-        self.until_passing = until_passing
         self.drawn = 0
-        self._draws = [InputDraws(until_passing) for _ in inputs]
+        self._draws = [InputDraws(stop_after) for _ in inputs]
 
     def order(self, row: int, length: int) -> tuple[int, ...]:
         # By wave, then by length (similar lengths prefill together), then by input (the
@@ -103,8 +107,8 @@ class _WithGreedy(Watch):
     or running (with `only_failing`), and which candidates count is `_Draws`' rule, so the
     outputs are those of greedy first and candidates after."""
 
-    def __init__(self, draws: _Draws) -> None:
-        self.draws, self.n = draws, len(draws.inputs)
+    def __init__(self, draws: _Draws, only_failing: bool) -> None:
+        self.draws, self.n, self.only_failing = draws, len(draws.inputs), only_failing
         self.greedy_out: list[tuple[str, float]] = [("", 0.0)] * self.n
         self._passed = [False] * self.n
 
@@ -124,7 +128,7 @@ class _WithGreedy(Watch):
     def wanted(self, row: int) -> bool:
         if row < self.n:
             return True
-        if self.draws.until_passing and self._passed[(row - self.n) % self.n]:
+        if self.only_failing and self._passed[(row - self.n) % self.n]:
             return False
         return self.draws.wanted(row - self.n)
 
@@ -151,8 +155,8 @@ def _decoded_together(
         or engine.sampling_problem() is not None
     ):
         return None
-    draws = _Draws(inputs, [], task, until_passing=rerank.only_failing)
-    watch = _WithGreedy(draws)
+    draws = _Draws(inputs, [], task, rerank.stop_after_passing)
+    watch = _WithGreedy(draws, bool(rerank.only_failing))
     all_rows = unique + [p for _ in range(rerank.candidates) for p in unique]
     sampling = Sampling(rerank.temperature, rerank.top_p, seed=rerank.seed)
     decoded = engine.generate(
@@ -293,9 +297,9 @@ def _draw(
             for text, score in options:
                 b.offer(text, output_errors(task, x, text), score)
         return sum(len(o) for o in found), tokens
-    # Without only_failing every input draws all its candidates: an error-free one may
-    # still be beaten on model score.
-    draws = _Draws(inputs, best, task, until_passing=rerank.only_failing)
+    # Past the first error-free candidate (stop_after_passing > 1 or null) error-free ones
+    # compete on model score.
+    draws = _Draws(inputs, best, task, rerank.stop_after_passing)
     sampling = Sampling(rerank.temperature, rerank.top_p, seed=rerank.seed)
     args = dict(
         batch_size=batch_size, max_new_tokens=max_new_tokens, desc=f"{desc} candidates",

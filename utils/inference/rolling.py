@@ -147,7 +147,7 @@ class _Requests(Watch):
             # Every draw at once: in a busy decode, drawing wave after wave (the next only
             # when the last found nothing without errors) left the hardest inputs waiting
             # longest and decoded no more inputs per second (concurrency 8, 2-core Zen 3).
-            inp.draws = InputDraws(until_passing=bool(rerank.only_failing))
+            inp.draws = InputDraws(rerank.stop_after_passing)
             self._queued += [(inp, j) for j in range(rerank.candidates)]
             return
         assert inp.draws is not None and inp.pool is not None
