@@ -69,15 +69,15 @@ def _rules(
     text, errors, _ = greedy
     picks: dict[str, tuple[str, int]] = {"greedy": (text, 0)}
     for k in caps:
-        for stop in [*stops, None]:
-            pool, cost = _pool(greedy, drawn[:k], stop)
+        pools = {f"stop after {n} pass": _pool(greedy, drawn[:k], n) for n in stops}
+        pools["every draw"] = _pool(greedy, drawn[:k], None)
+        for name, (pool, cost) in pools.items():
             pick = (text, 0) if errors == 0 else (pool.choice("score").text, cost)
-            name = "every draw" if stop is None else f"stop after {stop} pass"
             picks[f"score, failing, {name}, <= {k}"] = pick
-        pool, _ = _pool(greedy, drawn[:k], None)
-        picks[f"score, all inputs, {k}"] = (pool.choice("score").text, k)
+        every = pools["every draw"][0]  # what the rules drawing for every input see
+        picks[f"score, all inputs, {k}"] = (every.choice("score").text, k)
         for metric in ("rougeL", "bleu", "chrf"):
-            picks[f"consensus by {metric}, {k}"] = (pool.choice("consensus", metric).text, k)
+            picks[f"consensus by {metric}, {k}"] = (every.choice("consensus", metric).text, k)
     return picks
 
 

@@ -12,11 +12,11 @@ no candidate can have fewer errors, and greedy is close to the highest-scoring o
 Sampled candidates are drawn in waves inside one continuous decode: two candidates of every
 failing input, then two more, ...; an input stops drawing once `stop_after_passing` of its
 candidates pass the check (default 1: easy inputs cost two candidates and only hard ones
-reach `candidates`), or draws all of them (null), and the best wins.
-The two of a wave start together and share one prefill of their prompt (on a CPU the
-prefill is about half of a candidate's cost). An input's j-th candidate is seeded by
-(`rerank.seed`, its prompt, j) (`utils.inference.engine.draw_seed`): its reranked output is
-the same whatever else is decoded with it (the whole test split, or one served request).
+reach `candidates`), or draws all of them (null), and the best wins. The two of a wave
+start together and share one prefill of their prompt (on a CPU the prefill is about half
+of a candidate's cost). An input's j-th candidate is seeded by (`rerank.seed`, its prompt,
+j) (`utils.inference.engine.draw_seed`): its reranked output is the same whatever else is
+decoded with it (the whole test split, or one served request).
 """
 
 from __future__ import annotations
