@@ -125,6 +125,27 @@ def test_grammar_rules_are_written_once_per_schema() -> None:
     assert "substring_words" in a.rsplit("SPAN:", 1)[1]
 
 
+def test_a_compiled_grammar_is_dropped_with_its_last_row(tok) -> None:
+    """Each text_to_mr input has its own grammar (~1 MiB compiled): a decode of the whole
+    test split must not keep every one of them until it ends."""
+    from utils.inference.grammar_mask import RowGrammars
+
+    grammars = grammars_for("mr", ["a", "b"], [SENTENCE, "Dirt: Showdown is fun."], False)
+    rows = RowGrammars(tok, [tok.eos_token_id], [grammars["a"], grammars["a"], grammars["b"]])
+    vocab = len(tok)
+    assert rows.allowed([0, 1, 2], vocab).shape == (3, vocab)
+    assert len(rows._compiled) == 2
+    rows.forget(0)
+    rows.forget(0)  # twice: still one row of grammar "a" left
+    assert grammars["a"] in rows._compiled
+    rows.forget(1)
+    assert list(rows._compiled) == [grammars["b"]]
+    # A row asked again after it was forgotten still gets its grammar (compiled anew).
+    assert rows.allowed([0], vocab)[0].any()
+    rows.forget(2)
+    assert grammars["b"] not in rows._compiled
+
+
 def test_regex_and_json_schema_grammars(tok) -> None:
     import json
 

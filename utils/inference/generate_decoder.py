@@ -85,6 +85,8 @@ def decode_generate(
         )
         for row, i in enumerate(idx):
             out_tokens[i] = until_stop(out[row, ids.shape[1] :].tolist(), stop_set)
+            if grammars is not None:
+                grammars.forget(i)
         bar.update(len(idx))
     return Decoded(out_tokens)
 
